@@ -13,6 +13,7 @@
 #include "core/arena.h"
 #include "core/diag.h"
 #include "core/dname.h"
+#include "core/netaddr.h"
 #include "core/yconf.h"
 
 static void test_dname_roundtrip(void **state)
@@ -252,6 +253,31 @@ static void test_yaml_positions(void **state)
     arena_free(a);
 }
 
+static void test_netaddr(void **state)
+{
+    (void)state;
+    netaddr_t a, p;
+    char buf[NETADDR_STRLEN];
+    assert_int_equal(netaddr_parse_cidr("198.18.0.0/24", false, &p), 0);
+    assert_int_equal(p.family, 4);
+    assert_int_equal(p.bits, 24);
+    assert_true(netaddr_parse_cidr("198.18.0.1/24", false, &p) < 0);
+    assert_int_equal(netaddr_parse_cidr("198.18.0.1/24", true, &p), 0);
+    netaddr_format(&p, false, buf, sizeof(buf));
+    assert_string_equal(buf, "198.18.0.0/24");
+    assert_int_equal(netaddr_parse("198.18.0.77", &a), 0);
+    assert_true(netaddr_contains(&p, &a));
+    assert_int_equal(netaddr_parse_cidr("2001:db8::/29", true, &p), 0);
+    netaddr_format(&p, false, buf, sizeof(buf));
+    assert_string_equal(buf, "2001:db8::/29");
+    assert_true(netaddr_parse_cidr("10.0.0.0/33", false, &p) < 0);
+    assert_true(netaddr_parse_cidr("10.0.0.0/", false, &p) < 0);
+    assert_true(netaddr_parse_cidr("nonsense", false, &p) < 0);
+    assert_int_equal(netaddr_parse("::1", &a), 0);
+    netaddr_format(&a, false, buf, sizeof(buf));
+    assert_string_equal(buf, "::1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +291,7 @@ int main(void)
         cmocka_unit_test(test_yaml_syntax_error_position),
         cmocka_unit_test(test_yaml_alias_bomb),
         cmocka_unit_test(test_yaml_positions),
+        cmocka_unit_test(test_netaddr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
