@@ -24,7 +24,7 @@ log_level_t log_get_level(void)
     return (log_level_t)atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
-static void log_vmsg(log_level_t level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void log_vmsg(log_level_t level, const char *fmt, va_list ap)
 {
     if ((int)level > atomic_load_explicit(&log_level, memory_order_relaxed))
         return;

@@ -250,12 +250,19 @@ static bool build_zone(zones__zb_t *zb, arena_t *a, arena_t *scratch, diag_list_
             }
         }
         name_str(b->name, oname);
+        /* CNAME problems are reported at the (first) CNAME record. */
+        const diag_pos_t *cpos = &b->pos;
+        for (size_t k = 0; k < b->nrecs; k++)
+            if (recs[k].type == ZONES_TYPE_CNAME) {
+                cpos = &recs[k].pos;
+                break;
+            }
         if (has_cname && is_apex)
-            diag_error(d, &b->pos, "CNAME at the zone apex '%s' is not allowed (RFC 1912 section 2.4)", zname);
+            diag_error(d, cpos, "CNAME at the zone apex '%s' is not allowed (RFC 1912 section 2.4)", zname);
         else if (has_cname && has_other)
-            diag_error(d, &b->pos, "'%s' has a CNAME and other data (RFC 1034 section 3.6.2)", oname);
+            diag_error(d, cpos, "'%s' has a CNAME and other data (RFC 1034 section 3.6.2)", oname);
         else if (ncname > 1)
-            diag_error(d, &b->pos, "'%s' has more than one CNAME record", oname);
+            diag_error(d, cpos, "'%s' has more than one CNAME record", oname);
         if (has_ns && !is_apex && !(b->flags & ZONES_NODE_OCCLUDED)) {
             if (b->flags & ZONES_NODE_WILDCARD)
                 diag_error(d, &b->pos, "NS records at the wildcard '%s' are not allowed (RFC 4592 section 4.2)",
@@ -452,12 +459,12 @@ int zones__build_db(zones__zb_t *zbs, size_t n, arena_t *a, arena_t *scratch, di
     for (size_t i = 0; i < n; i++) {
         zones__zb_t *zb = &zbs[i];
         bool dup = false;
-        for (size_t j = 0; j < db->nzones; j++) {
-            if (dname_equal(db->zones[j]->apex, zb->origin)) {
+        for (size_t j = 0; j < i && !dup; j++) {
+            if (dname_equal(zbs[j].origin, zb->origin)) {
                 char zname[DNAME_STRLEN];
                 name_str(zb->origin, zname);
-                diag_error(d, &zb->pos, "zone '%s' is defined twice (first in %s)", zname,
-                           db->zones[j]->source ? db->zones[j]->source : "?");
+                diag_error(d, &zb->pos, "zone '%s' is defined twice (first at %s:%u)", zname,
+                           zbs[j].pos.file ? zbs[j].pos.file : "?", zbs[j].pos.line);
                 dup = true;
             }
         }

@@ -1,0 +1,340 @@
+/*
+ * test_server.c - black-box tests of the running server and the command
+ * line: TCP idle timeout and connection cap, SIGHUP reload (good and bad),
+ * SIGTERM, `check` with positioned errors, master-file import, include,
+ * --help and --version.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bb.h"
+
+#define HEAD                                                                                     \
+    "server:\n"                                                                                  \
+    "  listen: [127.0.0.1]\n"                                                                    \
+    "  port: 0\n"                                                                                \
+    "  workers: 1\n"
+
+static const char *zone_v(int v)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof(buf),
+             HEAD "  tcp: {max_connections: 3, idle_timeout: 300ms}\n"
+                  "zones:\n"
+                  "  - origin: example.test\n"
+                  "    soa: \"ns1 hostmaster %d 3600 600 604800 120\"\n"
+                  "    ns: [ns1]\n"
+                  "    records:\n"
+                  "      ns1: \"A 192.0.2.1\"\n"
+                  "      www: \"A 192.0.2.%d\"\n",
+             v, v);
+    return buf;
+}
+
+static char *www(const bb_t *b)
+{
+    static char out[256];
+    ldns_pkt *p = bb_query(b, "www.example.test.", "A", NULL);
+    if (p == NULL)
+        return strcpy(out, "TIMEOUT");
+    bb_rdata(ldns_pkt_answer(p), out, sizeof(out));
+    ldns_pkt_free(p);
+    return out;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* True when the server closed fd within ms. */
+static bool closed_within(int fd, int ms)
+{
+    long long deadline = now_ms() + ms;
+    while (now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)(deadline - now_ms())) > 0) {
+            char c;
+            ssize_t r = recv(fd, &c, 1, 0);
+            if (r == 0 || (r < 0 && errno == ECONNRESET))
+                return true;
+        }
+    }
+    return false;
+}
+
+static void test_tcp_idle_timeout(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, zone_v(10));
+    int fd = bb_tcp_connect(&b);
+    long long t0 = now_ms();
+    assert_true(closed_within(fd, 5000));
+    long long took = now_ms() - t0;
+    if (took < 250)
+        fail_msg("idle connection closed after %lld ms, before the 300 ms timeout", took);
+    close(fd);
+    /* Activity keeps a connection open past the timeout. */
+    fd = bb_tcp_connect(&b);
+    for (int i = 0; i < 4; i++) {
+        uint8_t q[512], a[4096];
+        size_t l = bb_build("www.example.test.", "A", NULL, q, sizeof(q));
+        assert_true(bb_tcp_send(fd, q, l));
+        assert_true(bb_tcp_recv(fd, a, sizeof(a), 2000) > 0);
+        struct timespec ts = {0, 150 * 1000 * 1000}; /* pacing below the timeout, not a wait for a result */
+        nanosleep(&ts, NULL);
+    }
+    close(fd);
+    bb_stop(&b);
+}
+
+static void test_tcp_connection_cap(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, zone_v(10));
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = bb_tcp_connect(&b);
+        uint8_t q[512], a[4096];
+        size_t l = bb_build("www.example.test.", "A", NULL, q, sizeof(q));
+        assert_true(bb_tcp_send(fds[i], q, l));
+        assert_true(bb_tcp_recv(fds[i], a, sizeof(a), 2000) > 0);
+    }
+    /* The fourth is over the cap: closed at once. */
+    int extra = bb_tcp_connect(&b);
+    assert_true(closed_within(extra, 2000));
+    close(extra);
+    /* Closing one frees its slot. */
+    close(fds[0]);
+    bool served = false;
+    long long deadline = now_ms() + 3000;
+    while (!served && now_ms() < deadline) {
+        int fd = bb_tcp_connect(&b);
+        uint8_t q[512], a[4096];
+        size_t l = bb_build("www.example.test.", "A", NULL, q, sizeof(q));
+        if (bb_tcp_send(fd, q, l) && bb_tcp_recv(fd, a, sizeof(a), 500) > 0)
+            served = true;
+        close(fd);
+    }
+    assert_true(served);
+    close(fds[1]);
+    close(fds[2]);
+    bb_stop(&b);
+}
+
+static void test_reload(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, zone_v(10));
+    BB_EXPECT_STR("www before reload", www(&b), "192.0.2.10");
+    assert_true(bb_reload(&b, zone_v(11), true));
+    BB_EXPECT_STR("www after a good reload", www(&b), "192.0.2.11");
+    /* An invalid file is refused; the old configuration keeps serving. */
+    assert_true(bb_reload(&b, HEAD "zones:\n  - origin: example.test\n    ns: [ns1]\n", false));
+    BB_EXPECT_STR("www after a bad reload", www(&b), "192.0.2.11");
+    assert_true(bb_log_count(&b, "has no SOA record") >= 1);
+    assert_true(bb_reload(&b, "server: [this is\n", false));
+    BB_EXPECT_STR("www after a syntax error", www(&b), "192.0.2.11");
+    assert_true(bb_reload(&b, zone_v(12), true));
+    BB_EXPECT_STR("www after the next good reload", www(&b), "192.0.2.12");
+    bb_stop(&b);
+}
+
+/* Run the binary with args; capture stdout+stderr; return exit status. */
+static int run(char *out, size_t size, const char *const *args)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        fail_msg("pipe");
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        close(pfd[1]);
+        execv(STEERDNS_BIN, (char *const *)args);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < size && (r = read(pfd[0], out + n, size - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void expect_contains(const char *what, const char *text, const char *needle)
+{
+    if (strstr(text, needle) == NULL)
+        fail_msg("%s: expected to find\n  %s\nin\n%s", what, needle, text);
+}
+
+static void test_check(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_prepare(&b, zone_v(1));
+    char out[16384];
+    const char *good[] = {"steerdns", "check", "-c", b.config, NULL};
+    BB_EXPECT_INT("check good: exit", run(out, sizeof(out), good), 0);
+    expect_contains("check good", out, ": ok (1 zone(s)");
+
+    /* Every error, each with its file:line:column. */
+    bb_write(&b, "bad.yaml",
+             "server:\n"                          /* 1 */
+             "  port: 99999\n"                    /* 2 */
+             "  colour: blue\n"                   /* 3 */
+             "zones:\n"                           /* 4 */
+             "  - origin: example.test\n"         /* 5 */
+             "    soa: \"ns1 hostmaster 1 3600 600 604800 120\"\n" /* 6 */
+             "    ns: [ns1]\n"                    /* 7 */
+             "    records:\n"                     /* 8 */
+             "      www: [\"A 192.0.2.300\", \"AAAA 2001:db8::1\"]\n" /* 9 */
+             "      alias: [\"CNAME www\", \"A 192.0.2.1\"]\n"       /* 10 */
+             "      out.example.org.: \"A 192.0.2.1\"\n"            /* 11 */
+             "      ttl: \"99999999999 A 192.0.2.1\"\n"              /* 12 */
+             "  - origin: example.test\n"         /* 13 */
+             "    soa: \"ns1 hostmaster 1 3600 600 604800 120\"\n"
+             "    ns: [ns1]\n");
+    char path[400];
+    snprintf(path, sizeof(path), "%s/bad.yaml", b.dir);
+    const char *bad[] = {"steerdns", "check", "-c", path, NULL};
+    BB_EXPECT_INT("check bad: exit", run(out, sizeof(out), bad), 1);
+    char want[600];
+    snprintf(want, sizeof(want), "%s:2:9: error: server.port: value '99999' out of range [0, 65535]", path);
+    expect_contains("port range", out, want);
+    snprintf(want, sizeof(want), "%s:3:3: error: server: unknown key 'colour'", path);
+    expect_contains("unknown key", out, want);
+    snprintf(want, sizeof(want), "%s:9:13: error: record 'A 192.0.2.300':", path);
+    expect_contains("bad A record", out, want);
+    snprintf(want, sizeof(want), "%s:10:15: error: 'alias.example.test.' has a CNAME and other data", path);
+    expect_contains("CNAME and other data", out, want);
+    snprintf(want, sizeof(want), "%s:11:7: error: zones[\"example.test\"].records: owner 'out.example.org.' is outside zone 'example.test.'", path);
+    expect_contains("out of zone", out, want);
+    snprintf(want, sizeof(want), "%s:13:13: error: zone 'example.test.' is defined twice", path);
+    expect_contains("duplicate zone", out, want);
+
+    /* serve refuses a bad file and never says ready. */
+    const char *serve_bad[] = {"steerdns", "serve", "-c", path, NULL};
+    BB_EXPECT_INT("serve bad: exit", run(out, sizeof(out), serve_bad), 1);
+    if (strstr(out, "ready"))
+        fail_msg("serve printed ready for an invalid file:\n%s", out);
+
+    const char *missing[] = {"steerdns", "check", "-c", "/nonexistent/x.yaml", NULL};
+    BB_EXPECT_INT("check missing file: exit", run(out, sizeof(out), missing), 1);
+    expect_contains("missing file", out, "/nonexistent/x.yaml: error: cannot open");
+    bb_stop(&b);
+}
+
+static void test_help_version(void **state)
+{
+    (void)state;
+    char out[4096];
+    const char *v[] = {"steerdns", "--version", NULL};
+    BB_EXPECT_INT("--version exit", run(out, sizeof(out), v), 0);
+    expect_contains("--version", out, "steerdns ");
+    const char *h[] = {"steerdns", "--help", NULL};
+    BB_EXPECT_INT("--help exit", run(out, sizeof(out), h), 0);
+    expect_contains("--help", out, "serve -c FILE");
+    const char *x[] = {"steerdns", "frobnicate", NULL};
+    BB_EXPECT_INT("unknown command exit", run(out, sizeof(out), x), 2);
+}
+
+static void test_import_and_include(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_prepare(&b, HEAD "zones:\n"
+                        "  - import: legacy.zone\n"
+                        "    origin: legacy.test\n"
+                        "    records:\n"
+                        "      extra: \"TXT added-in-yaml\"\n"
+                        "  - include: zones.d/*.yaml\n");
+    bb_write(&b, "legacy.zone",
+             "$ORIGIN legacy.test.\n"
+             "$TTL 600\n"
+             "@   IN SOA ns1 hostmaster ( 2024010101 3600 600\n"
+             "                            604800 300 )\n"
+             "    IN NS ns1\n"
+             "ns1 IN A 192.0.2.1\n"
+             "www 120 IN A 192.0.2.80\n"
+             "    IN AAAA 2001:db8::80\n");
+    bb_write(&b, "zones.d/one.yaml",
+             "origin: one.test\nsoa: \"ns1 h 1 1 1 1 1\"\nns: [ns1]\nrecords: {ns1: \"A 192.0.2.1\", www: \"A 192.0.2.11\"}\n");
+    bb_write(&b, "zones.d/two.yaml",
+             "origin: two.test\nsoa: \"ns1 h 1 1 1 1 1\"\nns: [ns1]\nrecords: {ns1: \"A 192.0.2.1\", www: \"A 192.0.2.22\"}\n");
+    bb_launch(&b);
+    struct {
+        const char *name, *type, *want;
+    } t[] = {
+        {"www.legacy.test.", "A", "192.0.2.80"},
+        {"www.legacy.test.", "AAAA", "2001:db8::80"},
+        {"extra.legacy.test.", "TXT", "\"added-in-yaml\""},
+        {"www.one.test.", "A", "192.0.2.11"},
+        {"www.two.test.", "A", "192.0.2.22"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        ldns_pkt *p = bb_query(&b, t[i].name, t[i].type, NULL);
+        char got[256];
+        bb_rdata(ldns_pkt_answer(p), got, sizeof(got));
+        BB_EXPECT_STR(t[i].name, got, t[i].want);
+        if (i == 0)
+            BB_EXPECT_INT("TTL from the master file", ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0)), 120);
+        ldns_pkt_free(p);
+    }
+    bb_stop(&b);
+
+    /* A broken master file: every bad line, with its line number. */
+    bb_prepare(&b, HEAD "zones:\n  - import: broken.zone\n    origin: broken.test\n");
+    bb_write(&b, "broken.zone",
+             "$TTL 600\n"
+             "@   IN SOA ns1 hostmaster 1 3600 600 604800 300\n"
+             "    IN NS ns1\n"
+             "ns1 IN A 192.0.2.1\n"
+             "bad IN A 999.0.0.1\n"
+             "ok  IN A 192.0.2.2\n"
+             "bad2 IN BOGUSTYPE foo\n");
+    char out[8192];
+    const char *args[] = {"steerdns", "check", "-c", b.config, NULL};
+    BB_EXPECT_INT("check broken master file: exit", run(out, sizeof(out), args), 1);
+    char want[400];
+    snprintf(want, sizeof(want), "%s/broken.zone:5:1: error:", b.dir);
+    expect_contains("bad A in master file", out, want);
+    snprintf(want, sizeof(want), "%s/broken.zone:7:1: error:", b.dir);
+    expect_contains("bad type in master file", out, want);
+    bb_stop(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tcp_idle_timeout),
+        cmocka_unit_test(test_tcp_connection_cap),
+        cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_help_version),
+        cmocka_unit_test(test_import_and_include),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
