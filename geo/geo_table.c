@@ -1,0 +1,616 @@
+/*
+ * geo_table.c - the lookup tables of the classifier: the build-time merge of
+ * every source into one table per address family, and geo_classify.
+ *
+ * Owns the one memory mapping that holds the tables (entries, direct index,
+ * result records), released by geo__table_free.  Last step of the build and
+ * the only geo code on the query path.
+ *
+ * Build.  Every source is a partition of the family's address space into
+ * prefixes (geo_int.h); the sources are walked side by side, and at each
+ * step the longest of their current prefixes is the next piece of the
+ * merged partition (prefixes either nest or are disjoint, so the longest one
+ * lies inside all the others).  Each merged piece gets a deduplicated result
+ * record and its scope; runs of pieces with the same record and scope
+ * become one range.
+ *
+ * Lookup.  A table is a sorted array of range starts with their values,
+ * plus a direct index on the top k bits of the address that gives the
+ * first and last range a bucket can hit; a binary search over those few
+ * ranges finishes the job:
+ *
+ *     addr --top k bits--> idx[b], idx[b+1] --binary search--> entry
+ *          --val >> 8--> record (region, carrier, country, ASN, lat/lon)
+ *          --val & 0xff--> scope
+ */
+#include "geo/geo_int.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* ---- result records, deduplicated (build time) ---- */
+
+typedef struct recset {
+    geo__rec_t *v;
+    size_t n, cap;
+    uint32_t *slots; /* index + 1; 0 empty */
+    size_t nslots;
+} recset_t;
+
+static uint64_t rec_hash(const geo__rec_t *r)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    const unsigned char *p = (const unsigned char *)r;
+    for (size_t i = 0; i < sizeof(*r); i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h ^ (h >> 31);
+}
+
+static void recset_grow(recset_t *s)
+{
+    size_t ns = s->nslots ? s->nslots * 2 : 4096;
+    uint32_t *slots = calloc(ns, sizeof(*slots));
+    if (slots == NULL)
+        abort();
+    for (size_t i = 0; i < s->n; i++) {
+        size_t j = rec_hash(&s->v[i]) & (ns - 1);
+        while (slots[j])
+            j = (j + 1) & (ns - 1);
+        slots[j] = (uint32_t)i + 1;
+    }
+    free(s->slots);
+    s->slots = slots;
+    s->nslots = ns;
+}
+
+/* Returns the record's index, or GEO__NOVAL when there are too many. */
+static uint32_t recset_get(recset_t *s, const geo__rec_t *r)
+{
+    if ((s->n + 1) * 2 > s->nslots)
+        recset_grow(s);
+    size_t j = rec_hash(r) & (s->nslots - 1);
+    while (s->slots[j]) {
+        const geo__rec_t *o = &s->v[s->slots[j] - 1];
+        if (memcmp(o, r, sizeof(*r)) == 0)
+            return s->slots[j] - 1;
+        j = (j + 1) & (s->nslots - 1);
+    }
+    if (s->n >= GEO__MAX_RECS)
+        return GEO__NOVAL;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 1024;
+        geo__rec_t *nv = realloc(s->v, s->cap * sizeof(*nv));
+        if (nv == NULL)
+            abort();
+        s->v = nv;
+    }
+    s->v[s->n] = *r;
+    s->slots[j] = (uint32_t)s->n + 1;
+    return (uint32_t)s->n++;
+}
+
+/* ---- sources being merged ---- */
+
+typedef enum role { ROLE_NETS, ROLE_CITY, ROLE_CC, ROLE_ASN } role_t;
+
+typedef struct src {
+    role_t role;
+    geo__pvec_t arr; /* array sources */
+    size_t pos;
+    geo__walk_t *walk; /* MMDB sources */
+    geo__piece_t cur;
+    geo__u128 end;
+} src_t;
+
+/* Next piece of s; 1, 0 at the end, -1 on error. */
+static int src_next(geo_t *g, src_t *s, unsigned w, diag_list_t *d)
+{
+    int rc;
+    if (s->walk) {
+        rc = geo__walk_next(g, s->walk, &s->cur, d);
+    } else if (s->pos < s->arr.n) {
+        s->cur = s->arr.v[s->pos++];
+        rc = 1;
+    } else {
+        rc = 0;
+    }
+    if (rc == 1)
+        s->end = s->cur.start | geo__ones(w - s->cur.len);
+    return rc;
+}
+
+typedef struct outvec {
+    void *v;
+    size_t n, cap, esize;
+} outvec_t;
+
+static void *out_push(outvec_t *o)
+{
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 4096;
+        void *nv = realloc(o->v, o->cap * o->esize);
+        if (nv == NULL)
+            abort();
+        o->v = nv;
+    }
+    return (char *)o->v + o->esize * o->n++;
+}
+
+/* Merge the sources of one family into out (geo__e4_t or geo__e6_t). */
+static int merge_family(geo_t *g, src_t *srcs, size_t ns, unsigned w, recset_t *rs,
+                        outvec_t *out, diag_list_t *d)
+{
+    const geo__u128 top = geo__ones(w);
+    for (size_t i = 0; i < ns; i++) {
+        int rc = src_next(g, &srcs[i], w, d);
+        if (rc < 0)
+            return -EINVAL;
+        if (rc == 0 || srcs[i].cur.start != 0) {
+            diag_error(d, NULL, "geo: internal error: a source does not start at address 0");
+            return -EINVAL;
+        }
+    }
+    geo__u128 cursor = 0;
+    uint32_t last_key[4] = {GEO__NOVAL - 1, 0, 0, 0};
+    uint32_t last_rec = 0;
+    uint32_t prev_val = UINT32_MAX;
+    for (;;) {
+        unsigned maxlen = 0, netlen = 0;
+        uint32_t key[4] = {GEO__NOVAL, GEO__NOVAL, GEO__NOVAL, GEO__NOVAL};
+        for (size_t i = 0; i < ns; i++) {
+            const src_t *s = &srcs[i];
+            if (s->cur.len > maxlen)
+                maxlen = s->cur.len;
+            if (s->role == ROLE_NETS)
+                netlen = s->cur.len;
+            /* Within a role the first source with data wins. */
+            if (key[s->role] == GEO__NOVAL)
+                key[s->role] = s->cur.val;
+        }
+        const geo__net_t *net = key[ROLE_NETS] != GEO__NOVAL ? &g->nets[key[ROLE_NETS]] : NULL;
+        unsigned scope = maxlen;
+        if (net && net->region != GEO_NONE && net->carrier != GEO_NONE) {
+            /* The override decides everything: only the nets table was
+             * consulted, so only its network bounds the scope. */
+            scope = netlen;
+            key[ROLE_CITY] = key[ROLE_CC] = key[ROLE_ASN] = GEO__NOVAL;
+        }
+        uint32_t rid;
+        if (memcmp(key, last_key, sizeof(key)) == 0) {
+            rid = last_rec;
+        } else {
+            const geo__city_t *city = key[ROLE_CITY] != GEO__NOVAL ? &g->city[key[ROLE_CITY]]
+                                                                   : NULL;
+            const geo__asnrec_t *asn = key[ROLE_ASN] != GEO__NOVAL ? &g->asnr[key[ROLE_ASN]]
+                                                                   : NULL;
+            geo__rec_t r;
+            memset(&r, 0, sizeof(r));
+            r.region = net && net->region != GEO_NONE ? net->region
+                       : city                          ? city->region
+                                                       : GEO_NONE;
+            r.carrier = net && net->carrier != GEO_NONE ? net->carrier
+                        : key[ROLE_CC] != GEO__NOVAL    ? (uint16_t)key[ROLE_CC]
+                        : asn                           ? asn->carrier
+                                                        : GEO_NONE;
+            if (city) {
+                r.cc[0] = city->cc[0];
+                r.cc[1] = city->cc[1];
+            }
+            r.lat = city ? city->lat : NAN;
+            r.lon = city ? city->lon : NAN;
+            r.asn = asn ? asn->asn : 0;
+            rid = recset_get(rs, &r);
+            if (rid == GEO__NOVAL) {
+                diag_error(d, NULL, "geo: more than %u distinct results; cannot build the table",
+                           GEO__MAX_RECS);
+                return -E2BIG;
+            }
+            memcpy(last_key, key, sizeof(key));
+            last_rec = rid;
+        }
+        uint32_t val = rid << 8 | scope;
+        if (val != prev_val) {
+            if (w == 32) {
+                geo__e4_t *e = out_push(out);
+                e->start = (uint32_t)cursor;
+                e->val = val;
+            } else {
+                geo__e6_t *e = out_push(out);
+                e->hi = (uint64_t)(cursor >> 64);
+                e->lo = (uint64_t)cursor;
+                e->val = val;
+                e->pad = 0;
+            }
+            prev_val = val;
+        }
+        geo__u128 end = cursor | geo__ones(w - maxlen);
+        if (end == top)
+            break;
+        cursor = end + 1;
+        for (size_t i = 0; i < ns; i++) {
+            src_t *s = &srcs[i];
+            if (s->end >= cursor)
+                continue;
+            int rc = src_next(g, s, w, d);
+            if (rc < 0)
+                return -EINVAL;
+            if (rc == 0 || s->cur.start != cursor) {
+                /* Only a corrupt tree can get here (the walk checks most
+                 * of it); never guess. */
+                char at[NETADDR_STRLEN];
+                geo__fmt_prefix(cursor, w, w, at, sizeof(at));
+                if (s->walk)
+                    yconf_error(d, s->walk->m->node,
+                                "%s: cannot load '%s': search tree: no network covers %s",
+                                s->walk->m->cfgpath, s->walk->m->path, at);
+                else
+                    diag_error(d, NULL, "geo: internal error: a source skips %s", at);
+                return -EINVAL;
+            }
+        }
+    }
+    /* Let the walks finish, so that a corrupt part past the end is caught
+     * (it cannot be: the end is the top address; this only drains). */
+    return 0;
+}
+
+/* ---- building ---- */
+
+static unsigned index_bits(size_t n)
+{
+    unsigned k = 8;
+    while (k < GEO__IDX_MAXBITS && ((size_t)1 << k) < n)
+        k++;
+    return k;
+}
+
+static int build_family(geo_t *g, uint8_t family, recset_t *rs, outvec_t *out, diag_list_t *d)
+{
+    unsigned w = family == 4 ? 32 : 128;
+    src_t srcs[4 * 8 + 4];
+    size_t ns = 0;
+    geo__pvec_t nets = {0}, cc = {0};
+    geo__walk_t *walks[2 * 8] = {0};
+    size_t nwalks = 0;
+    geo__pvec_t csvp[8] = {{0}};
+    int rc = 0;
+
+    geo__pfxvec_t *nset = family == 4 ? &g->nets4 : &g->nets6;
+    if (nset->n) {
+        geo__pfx_partition(nset, w, &nets);
+        srcs[ns++] = (src_t){.role = ROLE_NETS, .arr = nets};
+    }
+    for (size_t i = 0; i < g->ndbs; i++) {
+        if (g->dbs[i].kind != GEO__KIND_CITY)
+            continue;
+        geo__walk_t *wk = malloc(sizeof(*wk));
+        if (wk == NULL)
+            abort();
+        if (!geo__walk_init(wk, &g->dbs[i], family)) {
+            free(wk);
+            continue;
+        }
+        walks[nwalks++] = wk;
+        srcs[ns++] = (src_t){.role = ROLE_CITY, .walk = wk};
+    }
+    geo__pfxvec_t *cset = family == 4 ? &g->cc4 : &g->cc6;
+    if (cset->n) {
+        geo__pfx_partition(cset, w, &cc);
+        srcs[ns++] = (src_t){.role = ROLE_CC, .arr = cc};
+    }
+    for (size_t i = 0; i < g->ndbs; i++) {
+        if (g->dbs[i].kind != GEO__KIND_ASN)
+            continue;
+        geo__walk_t *wk = malloc(sizeof(*wk));
+        if (wk == NULL)
+            abort();
+        if (!geo__walk_init(wk, &g->dbs[i], family)) {
+            free(wk);
+            continue;
+        }
+        walks[nwalks++] = wk;
+        srcs[ns++] = (src_t){.role = ROLE_ASN, .walk = wk};
+    }
+    for (size_t i = 0; i < g->ncsvs; i++) {
+        geo__pfxvec_t *set = family == 4 ? &g->csvs[i].set4 : &g->csvs[i].set6;
+        if (set->n == 0)
+            continue;
+        geo__pfx_partition(set, w, &csvp[i]);
+        geo__pfxvec_free(set); /* the partition replaces it */
+        srcs[ns++] = (src_t){.role = ROLE_ASN, .arr = csvp[i]};
+    }
+    if (ns == 0) {
+        /* No source for this family: one range, nothing known, scope 0. */
+        geo__pvec_push(&nets, 0, 0, GEO__NOVAL);
+        srcs[ns++] = (src_t){.role = ROLE_NETS, .arr = nets};
+    }
+    rc = merge_family(g, srcs, ns, w, rs, out, d);
+    for (size_t i = 0; i < nwalks; i++)
+        free(walks[i]);
+    geo__pvec_free(&nets);
+    geo__pvec_free(&cc);
+    for (size_t i = 0; i < 8; i++)
+        geo__pvec_free(&csvp[i]);
+    return rc;
+}
+
+static size_t align_up(size_t n, size_t a)
+{
+    return (n + a - 1) & ~(a - 1);
+}
+
+static void index4(uint32_t *idx, unsigned k, const geo__e4_t *e, size_t n)
+{
+    size_t j = 0;
+    size_t nb = (size_t)1 << k;
+    for (size_t b = 0; b < nb; b++) {
+        uint32_t a = (uint32_t)(b << (32 - k));
+        while (j + 1 < n && e[j + 1].start <= a)
+            j++;
+        idx[b] = (uint32_t)j;
+    }
+    idx[nb] = (uint32_t)(n - 1);
+}
+
+static void index6(uint32_t *idx, unsigned k, const geo__e6_t *e, size_t n)
+{
+    size_t j = 0;
+    size_t nb = (size_t)1 << k;
+    for (size_t b = 0; b < nb; b++) {
+        uint64_t a = (uint64_t)b << (64 - k);
+        /* Bucket starts have a zero low half: compare the high halves, and
+         * an equal high half with a non-zero low half is past a. */
+        while (j + 1 < n && (e[j + 1].hi < a || (e[j + 1].hi == a && e[j + 1].lo == 0)))
+            j++;
+        idx[b] = (uint32_t)j;
+    }
+    idx[nb] = (uint32_t)(n - 1);
+}
+
+int geo__table_build(geo_t *g, diag_list_t *d)
+{
+    recset_t rs = {0};
+    outvec_t o4 = {.esize = sizeof(geo__e4_t)}, o6 = {.esize = sizeof(geo__e6_t)};
+    int rc = build_family(g, 4, &rs, &o4, d);
+    if (rc == 0)
+        rc = build_family(g, 6, &rs, &o6, d);
+    for (size_t i = 0; rc == 0 && i < g->ndbs; i++)
+        geo__mmdb_check_fields(g, &g->dbs[i], d);
+    if (rc != 0) {
+        free(o4.v);
+        free(o6.v);
+        free(rs.v);
+        free(rs.slots);
+        return rc;
+    }
+    g->k4 = index_bits(o4.n);
+    g->k6 = index_bits(o6.n);
+    size_t off_e4 = 0;
+    size_t off_i4 = align_up(off_e4 + o4.n * sizeof(geo__e4_t), 64);
+    size_t off_e6 = align_up(off_i4 + (((size_t)1 << g->k4) + 1) * sizeof(uint32_t), 64);
+    size_t off_i6 = align_up(off_e6 + o6.n * sizeof(geo__e6_t), 64);
+    size_t off_r = align_up(off_i6 + (((size_t)1 << g->k6) + 1) * sizeof(uint32_t), 64);
+    size_t total = align_up(off_r + rs.n * sizeof(geo__rec_t), 4096);
+    /* One anonymous mapping, asking for huge pages: random lookups over
+     * tens of megabytes would otherwise pay a TLB miss on top of each
+     * cache miss. */
+    const size_t huge = 2u * 1024u * 1024u;
+    size_t maplen = align_up(total, huge) + huge;
+    void *map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) {
+        diag_error(d, NULL, "geo: cannot map %zu bytes for the lookup tables", maplen);
+        free(o4.v);
+        free(o6.v);
+        free(rs.v);
+        free(rs.slots);
+        return -ENOMEM;
+    }
+    char *base = (char *)align_up((size_t)map, huge);
+#ifdef MADV_HUGEPAGE
+    if (total >= huge)
+        (void)madvise(base, align_up(total, huge), MADV_HUGEPAGE);
+#endif
+    geo__e4_t *e4 = (geo__e4_t *)(base + off_e4);
+    uint32_t *i4 = (uint32_t *)(base + off_i4);
+    geo__e6_t *e6 = (geo__e6_t *)(base + off_e6);
+    uint32_t *i6 = (uint32_t *)(base + off_i6);
+    geo__rec_t *r = (geo__rec_t *)(base + off_r);
+    memcpy(e4, o4.v, o4.n * sizeof(*e4));
+    memcpy(e6, o6.v, o6.n * sizeof(*e6));
+    memcpy(r, rs.v, rs.n * sizeof(*r));
+    index4(i4, g->k4, e4, o4.n);
+    index6(i6, g->k6, e6, o6.n);
+    free(o4.v);
+    free(o6.v);
+    free(rs.v);
+    free(rs.slots);
+    /* Read-only from here on: a stray write from anywhere faults. */
+    mprotect(map, maplen, PROT_READ);
+    g->map = map;
+    g->maplen = maplen;
+    g->e4 = e4;
+    g->idx4 = i4;
+    g->e6 = e6;
+    g->idx6 = i6;
+    g->recs = r;
+    g->n4 = o4.n;
+    g->n6 = o6.n;
+    g->nrecs = rs.n;
+    return 0;
+}
+
+void geo__table_free(geo_t *g)
+{
+    if (g->map)
+        munmap(g->map, g->maplen);
+    g->map = NULL;
+}
+
+/* ---- the query path ---- */
+
+static inline uint32_t load_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t load_be64(const uint8_t *p)
+{
+    return (uint64_t)load_be32(p) << 32 | load_be32(p + 4);
+}
+
+static inline uint32_t lookup4(const geo_t *g, uint32_t a)
+{
+    uint32_t b = a >> (32 - g->k4);
+    uint32_t lo = g->idx4[b], hi = g->idx4[b + 1];
+    const geo__e4_t *e = g->e4;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi + 1) >> 1;
+        if (e[mid].start <= a)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return e[lo].val;
+}
+
+static inline uint32_t lookup6(const geo_t *g, uint64_t ahi, uint64_t alo)
+{
+    uint32_t b = (uint32_t)(ahi >> (64 - g->k6));
+    uint32_t lo = g->idx6[b], hi = g->idx6[b + 1];
+    const geo__e6_t *e = g->e6;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi + 1) >> 1;
+        if (e[mid].hi < ahi || (e[mid].hi == ahi && e[mid].lo <= alo))
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return e[lo].val;
+}
+
+static inline uint32_t mask32(unsigned bits)
+{
+    return bits >= 32 ? UINT32_MAX : bits == 0 ? 0 : UINT32_MAX << (32 - bits);
+}
+
+static inline uint64_t mask64(unsigned bits)
+{
+    return bits >= 64 ? UINT64_MAX : bits == 0 ? 0 : UINT64_MAX << (64 - bits);
+}
+
+void geo__decide(const geo_t *g, const netaddr_t *addr, const geo__rec_t **rec, uint8_t *scope,
+                 int *alias_len, netaddr_t *v4)
+{
+    *alias_len = -1;
+    if (g == NULL || (addr->family != 4 && addr->family != 6)) {
+        *rec = NULL;
+        *scope = 0;
+        return;
+    }
+    unsigned bits = addr->bits;
+    if (addr->family == 4) {
+        uint32_t a = load_be32(addr->addr) & mask32(bits);
+        uint32_t val = lookup4(g, a);
+        *rec = &g->recs[val >> 8];
+        *scope = (uint8_t)(val & 0xff);
+        return;
+    }
+    uint64_t hi = load_be64(addr->addr) & mask64(bits);
+    uint64_t lo = load_be64(addr->addr + 8) & mask64(bits > 64 ? bits - 64 : 0);
+    /* IPv6 addresses that embed an IPv4 address are classified as that
+     * address: IPv4-mapped always (a dual-stack socket reports IPv4
+     * clients that way), and whatever else the databases alias to their
+     * IPv4 data, as libmaxminddb's own lookups do. */
+    int alen = -1;
+    if (hi == 0 && (lo >> 32) == 0xffff) {
+        alen = 96;
+    } else {
+        for (size_t i = 0; i < g->nalias; i++) {
+            const geo__alias_t *al = &g->alias[i];
+            uint64_t mh = mask64(al->len), ml = mask64(al->len > 64 ? al->len - 64u : 0);
+            if ((hi & mh) == al->hi && (lo & ml) == al->lo) {
+                alen = al->len;
+                break;
+            }
+        }
+    }
+    if (alen >= 0) {
+        geo__u128 full = (geo__u128)hi << 64 | lo;
+        uint32_t a4 = (uint32_t)(full >> (128 - (unsigned)alen - 32));
+        unsigned b4 = bits > (unsigned)alen ? bits - (unsigned)alen : 0;
+        a4 &= mask32(b4);
+        uint32_t val = lookup4(g, a4);
+        *rec = &g->recs[val >> 8];
+        *scope = (uint8_t)((unsigned)alen + (val & 0xff));
+        *alias_len = alen;
+        if (v4) {
+            v4->family = 4;
+            v4->bits = (uint8_t)(b4 > 32 ? 32 : b4);
+            memset(v4->addr, 0, sizeof(v4->addr));
+            v4->addr[0] = (uint8_t)(a4 >> 24);
+            v4->addr[1] = (uint8_t)(a4 >> 16);
+            v4->addr[2] = (uint8_t)(a4 >> 8);
+            v4->addr[3] = (uint8_t)a4;
+        }
+        return;
+    }
+    uint32_t val = lookup6(g, hi, lo);
+    *rec = &g->recs[val >> 8];
+    *scope = (uint8_t)(val & 0xff);
+}
+
+void geo__fill(const geo__rec_t *r, uint8_t scope, geo_result_t *out)
+{
+    if (r == NULL) {
+        out->region = GEO_NONE;
+        out->carrier = GEO_NONE;
+        out->country[0] = '\0';
+        out->scope = scope;
+        out->asn = 0;
+        out->lat = NAN;
+        out->lon = NAN;
+        return;
+    }
+    out->region = r->region;
+    out->carrier = r->carrier;
+    out->country[0] = r->cc[0];
+    out->country[1] = r->cc[1];
+    out->country[2] = '\0';
+    out->scope = scope;
+    out->asn = r->asn;
+    out->lat = r->lat;
+    out->lon = r->lon;
+}
+
+void geo_classify(const geo_t *g, const netaddr_t *addr, geo_result_t *out)
+{
+    const geo__rec_t *r;
+    uint8_t scope;
+    int alias_len;
+    geo__decide(g, addr, &r, &scope, &alias_len, NULL);
+    geo__fill(r, scope, out);
+}
+
+void geo_get_stats(const geo_t *g, geo_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (g == NULL)
+        return;
+    out->entries4 = g->n4;
+    out->entries6 = g->n6;
+    out->records = g->nrecs;
+    out->city_records = g->ncity;
+    out->asn_records = g->nasnr;
+    out->table_bytes = g->n4 * sizeof(geo__e4_t) + g->n6 * sizeof(geo__e6_t) +
+                       (((size_t)1 << g->k4) + ((size_t)1 << g->k6) + 2) * sizeof(uint32_t) +
+                       g->nrecs * sizeof(geo__rec_t);
+    out->total_bytes = out->table_bytes + g->ncity * sizeof(geo__city_t) +
+                       g->nasnr * sizeof(geo__asnrec_t) + g->nccidrs * sizeof(geo__ccidr_t) +
+                       g->heap_bytes + g->arena_bytes;
+}
