@@ -1,0 +1,180 @@
+/*
+ * test_noalloc.c - the query path allocates nothing (STYLE.md): build a
+ * snapshot, then answer many queries of every kind (positive, NODATA,
+ * NXDOMAIN, CNAME, wildcard, referral, REFUSED, FORMERR, NOTIMP, BADVERS,
+ * truncated, ECS, TCP-sized) while counting every malloc, calloc, realloc
+ * and free made by our code (the libraries are linked with --wrap) and, in
+ * builds without sanitizers, every byte the C library's allocator hands
+ * out at all.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <malloc.h>
+
+#include <cmocka.h>
+
+#include "resolver/answer.h"
+#include "resolver/snap.h"
+
+static int counting;
+static long allocs;
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t s);
+void *__real_realloc(void *p, size_t n);
+void __real_free(void *p);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t s);
+void *__wrap_realloc(void *p, size_t n);
+void __wrap_free(void *p);
+
+void *__wrap_malloc(size_t n)
+{
+    allocs += counting;
+    return __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t s)
+{
+    allocs += counting;
+    return __real_calloc(n, s);
+}
+void *__wrap_realloc(void *p, size_t n)
+{
+    allocs += counting;
+    return __real_realloc(p, n);
+}
+void __wrap_free(void *p)
+{
+    allocs += counting && p;
+    __real_free(p);
+}
+
+static size_t query(uint8_t *out, const char *name, uint16_t type, uint16_t flags, int edns,
+                    const uint8_t *opt, size_t optlen)
+{
+    size_t p = 12;
+    memset(out, 0, 12);
+    out[0] = 0xab;
+    out[2] = (uint8_t)(flags >> 8);
+    out[3] = (uint8_t)flags;
+    out[5] = 1;
+    const char *s = name;
+    while (*s) {
+        const char *dot = strchr(s, '.');
+        size_t l = dot ? (size_t)(dot - s) : strlen(s);
+        out[p++] = (uint8_t)l;
+        memcpy(out + p, s, l);
+        p += l;
+        s += l + (dot ? 1 : 0);
+    }
+    out[p++] = 0;
+    out[p++] = (uint8_t)(type >> 8);
+    out[p++] = (uint8_t)type;
+    out[p++] = 0;
+    out[p++] = 1;
+    if (edns >= 0) {
+        out[11] = 1;
+        uint8_t o[11] = {0, 0, 41, 0x10, 0, 0, (uint8_t)edns, 0, 0, 0, (uint8_t)optlen};
+        memcpy(out + p, o, 11);
+        p += 11;
+        memcpy(out + p, opt, optlen);
+        p += optlen;
+    }
+    return p;
+}
+
+static void test_no_allocation(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/steerdns-noalloc-XXXXXX.yaml";
+    int fd = mkstemps(path, 5);
+    const char *cfg =
+        "zones:\n"
+        "  - origin: example.test\n"
+        "    soa: \"ns1 hostmaster 1 3600 600 604800 120\"\n"
+        "    ns: [ns1]\n"
+        "    records:\n"
+        "      ns1: \"A 192.0.2.1\"\n"
+        "      www: [\"A 192.0.2.80\", \"AAAA 2001:db8::80\"]\n"
+        "      alias: \"CNAME www\"\n"
+        "      \"*.wild\": \"A 192.0.2.99\"\n"
+        "      child: \"NS ns.child\"\n"
+        "      ns.child: \"A 192.0.2.53\"\n"
+        "      big: [\"TXT 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 1123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 2123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 3123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 4123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 5123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"]\n";
+    assert_int_equal(write(fd, cfg, strlen(cfg)), (ssize_t)strlen(cfg));
+    close(fd);
+    diag_list_t d;
+    diag_init(&d);
+    snap_t *s = NULL;
+    assert_int_equal(snap_build(path, &d, &s), 0);
+    unlink(path);
+
+    static const uint8_t ecs[] = {0, 8, 0, 7, 0, 1, 24, 0, 198, 18, 1};
+    static const uint8_t badecs[] = {0, 8, 0, 7, 0, 9, 24, 0, 198, 18, 1};
+    struct {
+        const char *name;
+        uint16_t type, flags;
+        int edns;
+        const uint8_t *opt;
+        size_t optlen;
+    } qs[] = {
+        {"www.example.test", 1, 0, -1, NULL, 0},
+        {"www.example.test", 28, 0, 0, ecs, sizeof(ecs)},
+        {"www.example.test", 15, 0, 0, NULL, 0},
+        {"nope.example.test", 1, 0, 0, NULL, 0},
+        {"alias.example.test", 1, 0x0100, 0, NULL, 0},
+        {"a.b.wild.example.test", 1, 0, 0, NULL, 0},
+        {"x.child.example.test", 1, 0, 0, NULL, 0},
+        {"example.org", 1, 0, 0, NULL, 0},
+        {"big.example.test", 16, 0, -1, NULL, 0},
+        {"www.example.test", 1, 0x2800, 0, NULL, 0},
+        {"www.example.test", 1, 0, 1, NULL, 0},
+        {"www.example.test", 1, 0, 0, badecs, sizeof(badecs)},
+        {"example.test", 255, 0, 0, NULL, 0},
+        {"example.test", 252, 0, 0, NULL, 0},
+    };
+    static answer_txn_t txn;
+    static uint8_t out[65535];
+    uint8_t q[600];
+    answer_client_t client = {.addr = {.family = 4, .bits = 32, .addr = {192, 0, 2, 9}}};
+    size_t heap_before = mallinfo2().uordblks;
+    counting = 1;
+    size_t answered = 0;
+    for (int round = 0; round < 2000; round++) {
+        for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+            size_t n = query(q, qs[i].name, qs[i].type, qs[i].flags, qs[i].edns, qs[i].opt,
+                             qs[i].optlen);
+            client.tcp = round & 1;
+            answered += answer_respond(&s->env, q, n, &client, &txn, out,
+                                       client.tcp ? sizeof(out) : 4096) > 0;
+        }
+    }
+    counting = 0;
+    size_t heap_after = mallinfo2().uordblks;
+    assert_int_equal(answered, 2000 * (sizeof(qs) / sizeof(qs[0])));
+    if (allocs != 0)
+        fail_msg("the query path allocated %ld times", allocs);
+#ifndef STEERDNS_SANITIZED
+    if (heap_after != heap_before)
+        fail_msg("heap in use changed by %zd bytes while answering", (ssize_t)(heap_after - heap_before));
+#else
+    (void)heap_before;
+    (void)heap_after;
+#endif
+    snap_free(s);
+    diag_clear(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_no_allocation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
