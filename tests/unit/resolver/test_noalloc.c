@@ -83,7 +83,8 @@ static size_t query(uint8_t *out, const char *name, uint16_t type, uint16_t flag
         uint8_t o[11] = {0, 0, 41, 0x10, 0, 0, (uint8_t)edns, 0, 0, 0, (uint8_t)optlen};
         memcpy(out + p, o, 11);
         p += 11;
-        memcpy(out + p, opt, optlen);
+        if (optlen)
+            memcpy(out + p, opt, optlen);
         p += optlen;
     }
     return p;

@@ -30,7 +30,8 @@ static size_t mkq(uint8_t *out, bool edns, const uint8_t *opts, size_t optlen, u
                          (uint8_t)(optlen >> 8), (uint8_t)optlen};
         memcpy(out + p, o, 11);
         p += 11;
-        memcpy(out + p, opts, optlen);
+        if (optlen)
+            memcpy(out + p, opts, optlen);
         p += optlen;
     }
     return p;
