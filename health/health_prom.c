@@ -87,8 +87,10 @@ static const char *read_label_value(cursor_t *c, const char *want, size_t wlen, 
                 ch = '\n';
             else if (e == '\\' || e == '"')
                 ch = e;
-            else
+            else {
+                c->i -= 2; /* point at the backslash */
                 return "invalid escape in label value (only \\\\, \\\" and \\n)";
+            }
         }
         if (want != NULL) {
             if (k < wlen && want[k] == ch)
@@ -114,13 +116,17 @@ static const char *read_value(cursor_t *c, double *out)
     if (len == 0)
         return "expected a value";
     char tok[64];
-    if (len >= sizeof(tok))
+    if (len >= sizeof(tok)) {
+        c->i = start;
         return "value too long";
+    }
     for (size_t j = 0; j < len; j++) {
         char ch = c->s[start + j];
         if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              ch == '.' || ch == '+' || ch == '-'))
+              ch == '.' || ch == '+' || ch == '-')) {
+            c->i = start + j;
             return "invalid character in value";
+        }
     }
     memcpy(tok, c->s + start, len);
     tok[len] = '\0';
