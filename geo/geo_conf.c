@@ -433,9 +433,10 @@ static void carriers_parse(geo_t *g, const yconf_node_t *map, diag_list_t *d)
         const yconf_node_t *v = map->u.map.pairs[i].value;
         char path[300];
         snprintf(path, sizeof(path), "geo.carriers.%s", g->carriers[i]);
+        /* Whatever parsed is still checked, so one run lists every
+         * problem. */
         carrier_conf_t cc = {0};
-        if (yconf_apply(v, carrier_table, &cc, g->arena, d, path, NULL) != 0)
-            continue;
+        yconf_apply(v, carrier_table, &cc, g->arena, d, path, NULL);
         uint16_t id = (uint16_t)i;
         for (size_t j = 0; cc.asns && j < cc.asns->u.seq.n; j++) {
             const yconf_node_t *a = cc.asns->u.seq.items[j];
@@ -746,20 +747,23 @@ int geo_build(const geo_config_in_t *in, arena_t *a, diag_list_t *d, geo_t **out
     for (int i = 0; i < GEO__NASNF; i++)
         field_set_default(g, &g->asnf[i], asn_field_names[i], asn_defaults[i]);
     fields_conf_t fc = {0};
-    if (c.fields && yconf_apply(c.fields, city_fields_keys, &fc, a, d, "geo.fields", NULL) == 0)
+    if (c.fields) {
+        yconf_apply(c.fields, city_fields_keys, &fc, a, d, "geo.fields", NULL);
         for (int i = 0; i < GEO__NCITYF; i++) {
             char p[64];
             snprintf(p, sizeof(p), "geo.fields.%s", city_field_names[i]);
             field_parse(g, &g->cityf[i], fc.f[i], p, d);
         }
+    }
     memset(&fc, 0, sizeof(fc));
-    if (c.asn_fields &&
-        yconf_apply(c.asn_fields, asn_fields_keys, &fc, a, d, "geo.asn_fields", NULL) == 0)
+    if (c.asn_fields) {
+        yconf_apply(c.asn_fields, asn_fields_keys, &fc, a, d, "geo.asn_fields", NULL);
         for (int i = 0; i < GEO__NASNF; i++) {
             char p[64];
             snprintf(p, sizeof(p), "geo.asn_fields.%s", asn_field_names[i]);
             field_parse(g, &g->asnf[i], fc.f[i], p, d);
         }
+    }
     if (g->cityf[GEO__F_COUNTRY].nalts == 0)
         yconf_error(d, g->cityf[GEO__F_COUNTRY].node,
                     "geo.fields.country: cannot be null: the country is what a city database "

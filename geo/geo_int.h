@@ -247,8 +247,8 @@ typedef struct geo__rec {
     float lat, lon;
 } geo__rec_t;
 
-/* Lookup table entries: the first address of a range and its value
- * (record index << 8 | scope). */
+/* Merged ranges during the build: the first address of a range and its
+ * value (record index << 8 | scope). */
 typedef struct geo__e4 {
     uint32_t start;
     uint32_t val;
@@ -259,8 +259,23 @@ typedef struct geo__e6 {
     uint32_t pad;
 } geo__e6_t;
 
-#define GEO__IDX_MAXBITS 20 /* direct index on at most the top 20 bits of an address */
-#define GEO__MAX_RECS (1u << 24)
+/* The lookup structure of one family (see geo_table.c): a direct array on
+ * the top k1 bits of the address whose 32-bit entries are either a final
+ * value (GEO__LEAF), an inner node of 256 entries on the next 8 bits
+ * (GEO__NODE), or a block of a few sorted range starts with their values.
+ * Offsets count uint32_t from the start of the pool. */
+#define GEO__LEAF 0x80000000u
+#define GEO__NODE 0x40000000u
+#define GEO__OFF_MASK 0x3fffffffu
+
+typedef struct geo__lpm {
+    const uint32_t *l1;   /* 1 << k1 entries */
+    const uint32_t *pool; /* nodes and blocks */
+    unsigned k1;
+    size_t l1n, pooln, ranges;
+} geo__lpm_t;
+
+#define GEO__MAX_RECS (1u << 23) /* a leaf holds rec << 8 | scope in 31 bits */
 #define GEO__MAX_ALIASES 16
 
 /* An IPv6 range that a database maps onto its IPv4 data (::/96,
@@ -294,13 +309,9 @@ typedef struct geo__mkey {
 
 struct geo {
     /* ---- read by geo_classify ---- */
-    const geo__e4_t *e4;
-    const uint32_t *idx4; /* (1 << k4) + 1 entries */
-    const geo__e6_t *e6;
-    const uint32_t *idx6;
+    geo__lpm_t t4, t6;
     const geo__rec_t *recs;
-    size_t n4, n6, nrecs;
-    unsigned k4, k6; /* index bits of each table */
+    size_t nrecs;
     geo__alias_t alias[GEO__MAX_ALIASES];
     size_t nalias;
 
@@ -340,7 +351,7 @@ struct geo {
     const char *base_dir;
 
     /* ---- memory ---- */
-    void *map; /* one mmap holding e4, idx4, e6, idx6, recs */
+    void *map; /* one mmap holding both tables and the records */
     size_t maplen;
     size_t arena_bytes; /* approximate arena use */
     size_t heap_bytes;

@@ -304,8 +304,11 @@ static void field_error(geo__mmdb_t *m, diag_list_t *d, const geo__field_t *f, c
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    yconf_error(d, m->node, "%s: '%s': field '%s' (path '%s'): %s", m->cfgpath, m->path,
-                f->name, f->text[0], msg);
+    yconf_error(d, m->node,
+                "%s: '%s': field '%s' (path '%s'): %s: wrong field paths for this %s database? "
+                "(see geo.format and geo.%s)",
+                m->cfgpath, m->path, f->name, f->text[0], msg, kind_word(m),
+                m->kind == GEO__KIND_CITY ? "fields" : "asn_fields");
 }
 
 static uint32_t decode_city(geo_t *g, geo__mmdb_t *m, MMDB_entry_s *e, diag_list_t *d)

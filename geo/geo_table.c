@@ -14,14 +14,10 @@
  * record and its scope; runs of pieces with the same record and scope
  * become one range.
  *
- * Lookup.  A table is a sorted array of range starts with their values,
- * plus a direct index on the top k bits of the address that gives the
- * first and last range a bucket can hit; a binary search over those few
- * ranges finishes the job:
- *
- *     addr --top k bits--> idx[b], idx[b+1] --binary search--> entry
- *          --val >> 8--> record (region, carrier, country, ASN, lat/lon)
- *          --val & 0xff--> scope
+ * Lookup.  A direct array on the top bits of the address, inner nodes on
+ * the next 8 bits where ranges are dense, and small sorted blocks (see
+ * "the lookup structure" below) give the value: the record index (region,
+ * carrier, country, ASN, lat/lon) and the scope.
  */
 #include "geo/geo_int.h"
 
@@ -262,14 +258,6 @@ static int merge_family(geo_t *g, src_t *srcs, size_t ns, unsigned w, recset_t *
 
 /* ---- building ---- */
 
-static unsigned index_bits(size_t n)
-{
-    unsigned k = 8;
-    while (k < GEO__IDX_MAXBITS && ((size_t)1 << k) < n)
-        k++;
-    return k;
-}
-
 static int build_family(geo_t *g, uint8_t family, recset_t *rs, outvec_t *out, diag_list_t *d)
 {
     unsigned w = family == 4 ? 32 : 128;
@@ -345,103 +333,259 @@ static size_t align_up(size_t n, size_t a)
     return (n + a - 1) & ~(a - 1);
 }
 
-static void index4(uint32_t *idx, unsigned k, const geo__e4_t *e, size_t n)
+/* ---- the lookup structure ----
+ *
+ * For one family of width w, over the merged ranges (sorted starts with
+ * values):
+ *
+ *   l1[top k1 bits] --GEO__LEAF--> value
+ *                   --GEO__NODE--> node[next 8 bits] --> ... (same entries)
+ *                   --block------> +--------+---------+-------------+
+ *                                  | n | kw | val[n]  | key[n] (kw) |
+ *                                  +--------+---------+-------------+
+ *
+ * A block holds the ranges of a slot whose starts differ only in the kw
+ * bytes after the bits consumed so far (key[0] is the slot's own start,
+ * 0); the last key <= those bytes of the address picks the value.  Slots
+ * with one range are leaves; slots with many ranges (or starts that need
+ * more than 8 key bytes) become 256-way nodes.  With k1 = 24 for a large
+ * IPv4 table almost every address is a leaf in l1: one memory access for
+ * the value, one for the record. */
+
+/* Keys are stored as the low bytes of little-endian integers. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "geo tables assume a little-endian host");
+
+#define BLOCK_SMALL 16 /* ranges a block may hold with any key width */
+#define BLOCK_LARGE 64 /* ... with 1- or 2-byte keys */
+
+typedef struct ranges {
+    const void *v;
+    size_t n;
+    unsigned w;
+} ranges_t;
+
+static inline geo__u128 r_start(const ranges_t *r, size_t i)
 {
-    size_t j = 0;
-    size_t nb = (size_t)1 << k;
-    for (size_t b = 0; b < nb; b++) {
-        uint32_t a = (uint32_t)(b << (32 - k));
-        while (j + 1 < n && e[j + 1].start <= a)
-            j++;
-        idx[b] = (uint32_t)j;
-    }
-    idx[nb] = (uint32_t)(n - 1);
+    if (r->w == 32)
+        return ((const geo__e4_t *)r->v)[i].start;
+    const geo__e6_t *e = &((const geo__e6_t *)r->v)[i];
+    return (geo__u128)e->hi << 64 | e->lo;
 }
 
-static void index6(uint32_t *idx, unsigned k, const geo__e6_t *e, size_t n)
+static inline uint32_t r_val(const ranges_t *r, size_t i)
 {
-    size_t j = 0;
-    size_t nb = (size_t)1 << k;
-    for (size_t b = 0; b < nb; b++) {
-        uint64_t a = (uint64_t)b << (64 - k);
-        /* Bucket starts have a zero low half: compare the high halves, and
-         * an equal high half with a non-zero low half is past a. */
-        while (j + 1 < n && (e[j + 1].hi < a || (e[j + 1].hi == a && e[j + 1].lo == 0)))
-            j++;
-        idx[b] = (uint32_t)j;
+    return r->w == 32 ? ((const geo__e4_t *)r->v)[i].val : ((const geo__e6_t *)r->v)[i].val;
+}
+
+typedef struct pool {
+    uint32_t *v;
+    size_t n, cap;
+} pool_t;
+
+static size_t pool_alloc(pool_t *p, size_t words, size_t align_words)
+{
+    size_t at = align_up(p->n, align_words);
+    if (at + words > p->cap) {
+        size_t cap = p->cap ? p->cap : 4096;
+        while (cap < at + words)
+            cap *= 2;
+        uint32_t *nv = realloc(p->v, cap * sizeof(*nv));
+        if (nv == NULL)
+            abort();
+        p->v = nv;
+        p->cap = cap;
     }
-    idx[nb] = (uint32_t)(n - 1);
+    memset(p->v + p->n, 0, (at + words - p->n) * sizeof(uint32_t));
+    p->n = at + words;
+    return at;
+}
+
+/* The entry for the slot [S, S | ones(w - d)] whose first range is i0;
+ * *next is set to the first range of the following slot. */
+static uint32_t build_slot(const ranges_t *r, pool_t *p, size_t i0, geo__u128 S, unsigned d,
+                           size_t *next, int *err)
+{
+    unsigned w = r->w;
+    geo__u128 E = S | geo__ones(w - d);
+    size_t i1 = i0;
+    while (i1 + 1 < r->n && r_start(r, i1 + 1) <= E)
+        i1++;
+    *next = (i1 + 1 < r->n && r_start(r, i1 + 1) == E + 1) ? i1 + 1 : i1;
+    size_t n = i1 - i0 + 1;
+    if (n == 1)
+        return GEO__LEAF | r_val(r, i0);
+    /* The narrowest key width that keeps every start exact. */
+    unsigned rest = w - d, kw = 0;
+    for (unsigned cand = 1; cand <= 8 && kw == 0; cand *= 2) {
+        if (8 * cand >= rest) {
+            kw = cand;
+            break;
+        }
+        geo__u128 low = geo__ones(rest - 8 * cand);
+        bool fits = true;
+        for (size_t i = i0 + 1; i <= i1 && fits; i++)
+            fits = (r_start(r, i) & low) == 0;
+        if (fits)
+            kw = cand;
+    }
+    if (kw && (n <= BLOCK_SMALL || (n <= BLOCK_LARGE && kw <= 2))) {
+        size_t words = 1 + n + (n * kw + 3) / 4;
+        /* A block that fits a cache line does not straddle two. */
+        size_t at = p->n;
+        if (words <= 16 && (at % 16) + words > 16)
+            at = pool_alloc(p, 0, 16);
+        at = pool_alloc(p, words, 1);
+        if (at > GEO__OFF_MASK) {
+            *err = -E2BIG;
+            return 0;
+        }
+        uint32_t *b = p->v + at;
+        b[0] = (uint32_t)n | (uint32_t)kw << 16;
+        unsigned char *keys = (unsigned char *)(b + 1 + n);
+        for (size_t i = 0; i < n; i++) {
+            b[1 + i] = r_val(r, i0 + i);
+            geo__u128 rel = i == 0 ? 0 : r_start(r, i0 + i) - S;
+            uint64_t key = (uint64_t)(8 * kw >= rest ? rel << (8 * kw - rest)
+                                                     : rel >> (rest - 8 * kw));
+            memcpy(keys + i * kw, &key, kw); /* little-endian low bytes */
+        }
+        return (uint32_t)at;
+    }
+    /* An inner node on the next (up to) 8 bits. */
+    unsigned stride = rest < 8 ? rest : 8;
+    size_t slots = (size_t)1 << stride;
+    size_t at = pool_alloc(p, slots, 16);
+    if (at > GEO__OFF_MASK) {
+        *err = -E2BIG;
+        return 0;
+    }
+    size_t i = i0;
+    for (size_t k = 0; k < slots; k++) {
+        geo__u128 cs = S | ((geo__u128)k << (rest - stride));
+        uint32_t e = build_slot(r, p, i, cs, d + stride, &i, err);
+        if (*err)
+            return 0;
+        p->v[at + k] = e; /* p->v may have moved: index, not pointer */
+    }
+    return GEO__NODE | (uint32_t)at;
+}
+
+static unsigned l1_bits(size_t n, unsigned w)
+{
+    /* A large IPv4 table gets a direct array on /24 (64 MiB): 97% of the
+     * IPv4 space of a city database is then one access.  IPv6 and small
+     * tables get about one slot per range. */
+    if (w == 32 && n >= ((size_t)1 << 20))
+        return 24;
+    unsigned k = 8;
+    while (k < 20 && ((size_t)1 << k) < n)
+        k++;
+    return k;
+}
+
+static int build_lpm(const ranges_t *r, uint32_t **l1out, unsigned *k1out, pool_t *p)
+{
+    unsigned k1 = l1_bits(r->n, r->w);
+    size_t nb = (size_t)1 << k1;
+    uint32_t *l1 = malloc(nb * sizeof(*l1));
+    if (l1 == NULL)
+        abort();
+    size_t i = 0;
+    int err = 0;
+    for (size_t b = 0; b < nb && !err; b++) {
+        geo__u128 S = (geo__u128)b << (r->w - k1);
+        l1[b] = build_slot(r, p, i, S, k1, &i, &err);
+    }
+    if (err) {
+        free(l1);
+        return err;
+    }
+    *l1out = l1;
+    *k1out = k1;
+    return 0;
 }
 
 int geo__table_build(geo_t *g, diag_list_t *d)
 {
     recset_t rs = {0};
     outvec_t o4 = {.esize = sizeof(geo__e4_t)}, o6 = {.esize = sizeof(geo__e6_t)};
+    uint32_t *l1[2] = {NULL, NULL};
+    unsigned k1[2] = {0, 0};
+    pool_t pool[2] = {{0}, {0}};
     int rc = build_family(g, 4, &rs, &o4, d);
     if (rc == 0)
         rc = build_family(g, 6, &rs, &o6, d);
     for (size_t i = 0; rc == 0 && i < g->ndbs; i++)
         geo__mmdb_check_fields(g, &g->dbs[i], d);
-    if (rc != 0) {
-        free(o4.v);
-        free(o6.v);
-        free(rs.v);
-        free(rs.slots);
-        return rc;
+    ranges_t r4 = {o4.v, o4.n, 32}, r6 = {o6.v, o6.n, 128};
+    if (rc == 0)
+        rc = build_lpm(&r4, &l1[0], &k1[0], &pool[0]);
+    free(o4.v);
+    if (rc == 0)
+        rc = build_lpm(&r6, &l1[1], &k1[1], &pool[1]);
+    free(o6.v);
+    if (rc == -E2BIG)
+        diag_error(d, NULL, "geo: the lookup tables would exceed 4 GiB");
+    size_t off[5], total = 0;
+    if (rc == 0) {
+        off[0] = 0;
+        off[1] = align_up(off[0] + ((size_t)1 << k1[0]) * 4, 64);
+        off[2] = align_up(off[1] + pool[0].n * 4, 64);
+        off[3] = align_up(off[2] + ((size_t)1 << k1[1]) * 4, 64);
+        off[4] = align_up(off[3] + pool[1].n * 4, 64);
+        total = align_up(off[4] + rs.n * sizeof(geo__rec_t), 4096);
     }
-    g->k4 = index_bits(o4.n);
-    g->k6 = index_bits(o6.n);
-    size_t off_e4 = 0;
-    size_t off_i4 = align_up(off_e4 + o4.n * sizeof(geo__e4_t), 64);
-    size_t off_e6 = align_up(off_i4 + (((size_t)1 << g->k4) + 1) * sizeof(uint32_t), 64);
-    size_t off_i6 = align_up(off_e6 + o6.n * sizeof(geo__e6_t), 64);
-    size_t off_r = align_up(off_i6 + (((size_t)1 << g->k6) + 1) * sizeof(uint32_t), 64);
-    size_t total = align_up(off_r + rs.n * sizeof(geo__rec_t), 4096);
     /* One anonymous mapping, asking for huge pages: random lookups over
      * tens of megabytes would otherwise pay a TLB miss on top of each
      * cache miss. */
     const size_t huge = 2u * 1024u * 1024u;
     size_t maplen = align_up(total, huge) + huge;
-    void *map = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (map == MAP_FAILED) {
+    void *map = rc == 0 ? mmap(NULL, maplen, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                        : MAP_FAILED;
+    if (rc == 0 && map == MAP_FAILED) {
         diag_error(d, NULL, "geo: cannot map %zu bytes for the lookup tables", maplen);
-        free(o4.v);
-        free(o6.v);
+        rc = -ENOMEM;
+    }
+    if (rc != 0) {
+        for (int f = 0; f < 2; f++) {
+            free(l1[f]);
+            free(pool[f].v);
+        }
         free(rs.v);
         free(rs.slots);
-        return -ENOMEM;
+        return rc;
     }
     char *base = (char *)align_up((size_t)map, huge);
 #ifdef MADV_HUGEPAGE
     if (total >= huge)
         (void)madvise(base, align_up(total, huge), MADV_HUGEPAGE);
 #endif
-    geo__e4_t *e4 = (geo__e4_t *)(base + off_e4);
-    uint32_t *i4 = (uint32_t *)(base + off_i4);
-    geo__e6_t *e6 = (geo__e6_t *)(base + off_e6);
-    uint32_t *i6 = (uint32_t *)(base + off_i6);
-    geo__rec_t *r = (geo__rec_t *)(base + off_r);
-    memcpy(e4, o4.v, o4.n * sizeof(*e4));
-    memcpy(e6, o6.v, o6.n * sizeof(*e6));
-    memcpy(r, rs.v, rs.n * sizeof(*r));
-    index4(i4, g->k4, e4, o4.n);
-    index6(i6, g->k6, e6, o6.n);
-    free(o4.v);
-    free(o6.v);
+    memcpy(base + off[0], l1[0], ((size_t)1 << k1[0]) * 4);
+    memcpy(base + off[1], pool[0].v, pool[0].n * 4);
+    memcpy(base + off[2], l1[1], ((size_t)1 << k1[1]) * 4);
+    memcpy(base + off[3], pool[1].v, pool[1].n * 4);
+    memcpy(base + off[4], rs.v, rs.n * sizeof(geo__rec_t));
+    g->t4 = (geo__lpm_t){.l1 = (const uint32_t *)(base + off[0]),
+                         .pool = (const uint32_t *)(base + off[1]),
+                         .k1 = k1[0], .l1n = (size_t)1 << k1[0], .pooln = pool[0].n,
+                         .ranges = o4.n};
+    g->t6 = (geo__lpm_t){.l1 = (const uint32_t *)(base + off[2]),
+                         .pool = (const uint32_t *)(base + off[3]),
+                         .k1 = k1[1], .l1n = (size_t)1 << k1[1], .pooln = pool[1].n,
+                         .ranges = o6.n};
+    g->recs = (const geo__rec_t *)(base + off[4]);
+    g->nrecs = rs.n;
+    for (int f = 0; f < 2; f++) {
+        free(l1[f]);
+        free(pool[f].v);
+    }
     free(rs.v);
     free(rs.slots);
     /* Read-only from here on: a stray write from anywhere faults. */
     mprotect(map, maplen, PROT_READ);
     g->map = map;
     g->maplen = maplen;
-    g->e4 = e4;
-    g->idx4 = i4;
-    g->e6 = e6;
-    g->idx6 = i6;
-    g->recs = r;
-    g->n4 = o4.n;
-    g->n6 = o6.n;
-    g->nrecs = rs.n;
     return 0;
 }
 
@@ -464,34 +608,54 @@ static inline uint64_t load_be64(const uint8_t *p)
     return (uint64_t)load_be32(p) << 32 | load_be32(p + 4);
 }
 
+/* Bits [d, d + k) of a w-bit address (k <= 64). */
+static inline uint64_t bits_at(geo__u128 a, unsigned w, unsigned d, unsigned k)
+{
+    return (uint64_t)(a >> (w - d - k)) & (k >= 64 ? UINT64_MAX : (((uint64_t)1 << k) - 1));
+}
+
+/* The value (rec << 8 | scope) of address a in table t.  Bounded: each
+ * node consumes 8 bits, so at most w / 8 steps, then one block. */
+static inline uint32_t lpm_lookup(const geo__lpm_t *t, geo__u128 a, unsigned w)
+{
+    unsigned d = t->k1;
+    uint32_t e = t->l1[(size_t)(a >> (w - d))];
+    while (!(e & GEO__LEAF)) {
+        const uint32_t *x = t->pool + (e & GEO__OFF_MASK);
+        if (e & GEO__NODE) {
+            unsigned stride = w - d < 8 ? w - d : 8;
+            e = x[bits_at(a, w, d, stride)];
+            d += stride;
+            continue;
+        }
+        uint32_t n = x[0] & 0xffff, kw = x[0] >> 16;
+        const unsigned char *keys = (const unsigned char *)(x + 1 + n);
+        unsigned rest = w - d;
+        uint64_t key = 8 * kw >= rest ? bits_at(a, w, d, rest) << (8 * kw - rest)
+                                      : bits_at(a, w, d, 8 * kw);
+        uint32_t lo = 0, hi = n - 1;
+        while (lo < hi) {
+            uint32_t mid = (lo + hi + 1) >> 1;
+            uint64_t k = 0;
+            memcpy(&k, keys + (size_t)mid * kw, kw);
+            if (k <= key)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        return x[1 + lo];
+    }
+    return e & ~GEO__LEAF;
+}
+
 static inline uint32_t lookup4(const geo_t *g, uint32_t a)
 {
-    uint32_t b = a >> (32 - g->k4);
-    uint32_t lo = g->idx4[b], hi = g->idx4[b + 1];
-    const geo__e4_t *e = g->e4;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi + 1) >> 1;
-        if (e[mid].start <= a)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return e[lo].val;
+    return lpm_lookup(&g->t4, a, 32);
 }
 
 static inline uint32_t lookup6(const geo_t *g, uint64_t ahi, uint64_t alo)
 {
-    uint32_t b = (uint32_t)(ahi >> (64 - g->k6));
-    uint32_t lo = g->idx6[b], hi = g->idx6[b + 1];
-    const geo__e6_t *e = g->e6;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi + 1) >> 1;
-        if (e[mid].hi < ahi || (e[mid].hi == ahi && e[mid].lo <= alo))
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return e[lo].val;
+    return lpm_lookup(&g->t6, (geo__u128)ahi << 64 | alo, 128);
 }
 
 static inline uint32_t mask32(unsigned bits)
@@ -602,13 +766,12 @@ void geo_get_stats(const geo_t *g, geo_stats_t *out)
     memset(out, 0, sizeof(*out));
     if (g == NULL)
         return;
-    out->entries4 = g->n4;
-    out->entries6 = g->n6;
+    out->entries4 = g->t4.ranges;
+    out->entries6 = g->t6.ranges;
     out->records = g->nrecs;
     out->city_records = g->ncity;
     out->asn_records = g->nasnr;
-    out->table_bytes = g->n4 * sizeof(geo__e4_t) + g->n6 * sizeof(geo__e6_t) +
-                       (((size_t)1 << g->k4) + ((size_t)1 << g->k6) + 2) * sizeof(uint32_t) +
+    out->table_bytes = (g->t4.l1n + g->t4.pooln + g->t6.l1n + g->t6.pooln) * sizeof(uint32_t) +
                        g->nrecs * sizeof(geo__rec_t);
     out->total_bytes = out->table_bytes + g->ncity * sizeof(geo__city_t) +
                        g->nasnr * sizeof(geo__asnrec_t) + g->nccidrs * sizeof(geo__ccidr_t) +
