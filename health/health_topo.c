@@ -365,16 +365,22 @@ static void build_settings(build_t *b, const yconf_node_t *n)
                     "health.return_threshold: %g%% is above the threshold %g%% (BUSY returns to "
                     "IDLE only below the return threshold)",
                     s->return_threshold * 100, s->threshold * 100);
+        s->return_threshold = s->threshold;
     }
+    /* A bad default is reported once, here, and replaced by the automatic
+     * value so that it does not cascade into an error per check. */
     const yconf_node_t *tn = row_node(health_keys, nodes, "timeout");
-    if (tn && s->timeout_ms > s->interval_ms)
-        yconf_error(b->d, tn,
-                    "health.timeout: %llums is longer than the interval %llums",
+    if (tn && s->timeout_ms > s->interval_ms) {
+        yconf_error(b->d, tn, "health.timeout: %llums is longer than the interval %llums",
                     (unsigned long long)s->timeout_ms, (unsigned long long)s->interval_ms);
+        s->timeout_ms = 0;
+    }
     const yconf_node_t *sn = row_node(health_keys, nodes, "stale_after");
-    if (sn && s->stale_after_ms && s->stale_after_ms < s->interval_ms)
+    if (sn && s->stale_after_ms && s->stale_after_ms < s->interval_ms) {
         yconf_error(b->d, sn, "health.stale_after: %llums is shorter than the interval %llums",
                     (unsigned long long)s->stale_after_ms, (unsigned long long)s->interval_ms);
+        s->stale_after_ms = 0;
+    }
     if (s->admin_file)
         s->admin_file = resolve_path(b, s->admin_file);
 }
@@ -566,7 +572,7 @@ static void build_check(build_t *b, const yconf_node_t *n, const char *path, hea
                       .timeout_ms = s->timeout_ms,
                       .stale_after_ms = s->stale_after_ms};
     const yconf_node_t *nodes[16];
-    yconf_apply(n, table, &cc, b->a, b->d, path, nodes);
+    bool clean = yconf_apply(n, table, &cc, b->a, b->d, path, nodes) == 0;
     c->kind = (health_check_kind_t)kind;
     c->interval_ms = cc.interval_ms;
     const yconf_node_t *in = row_node(table, nodes, "interval");
@@ -574,16 +580,19 @@ static void build_check(build_t *b, const yconf_node_t *n, const char *path, hea
     const yconf_node_t *sn = row_node(table, nodes, "stale_after");
     /* health.timeout 0 means "the check's interval". */
     c->timeout_ms = cc.timeout_ms ? cc.timeout_ms : cc.interval_ms;
-    if (c->timeout_ms > c->interval_ms && (tn || in))
-        yconf_error(b->d, tn ? tn : in, "%s.%s: timeout %llums is longer than the interval %llums",
-                    path, tn ? "timeout" : "interval", (unsigned long long)c->timeout_ms,
-                    (unsigned long long)c->interval_ms);
     c->stale_after_ms = cc.stale_after_ms ? cc.stale_after_ms : 3 * cc.interval_ms;
-    if (c->stale_after_ms < c->interval_ms && (sn || in))
+    /* Cross checks only on values that parsed (no cascades); the error goes
+     * where the check set a value, naming an inherited one as such. */
+    if (clean && c->timeout_ms > c->interval_ms && (tn || in))
+        yconf_error(b->d, tn ? tn : in,
+                    "%s.%s: timeout %llums%s is longer than the interval %llums", path,
+                    tn ? "timeout" : "interval", (unsigned long long)c->timeout_ms,
+                    tn ? "" : " (from health.timeout)", (unsigned long long)c->interval_ms);
+    if (clean && c->stale_after_ms < c->interval_ms && (sn || in))
         yconf_error(b->d, sn ? sn : in,
-                    "%s.%s: stale_after %llums is shorter than the interval %llums", path,
+                    "%s.%s: stale_after %llums%s is shorter than the interval %llums", path,
                     sn ? "stale_after" : "interval", (unsigned long long)c->stale_after_ms,
-                    (unsigned long long)c->interval_ms);
+                    sn ? "" : " (from health.stale_after)", (unsigned long long)c->interval_ms);
     switch (c->kind) {
     case HEALTH_CHECK_PROMETHEUS:
     case HEALTH_CHECK_JSON:
