@@ -385,11 +385,14 @@ void health_set_notify(health_t *h, void (*cb)(void *arg), void *arg);
 int health_apply(health_t *h, health_topo_t *topo);
 
 /* Write the state of every server and cluster of topo to t, one line each
- * (format in docs/health.md):
- *   server CLUSTER/SERVER state=IDLE util=42.0% rate=4.20Gbit/s age=312ms
- *          seq=17 kind=prometheus reason="below threshold: 42.0% < 90%"
- *   cluster CLUSTER state=IDLE util=42.0% idle=1 busy=0 down=0 unknown=0
- *           seq=17 reason="1 of 1 servers idle"
+ * (format in docs/health.md), a header line first, each cluster followed
+ * by its servers:
+ *   health servers=2 clusters=1 publication=812 published=3ms
+ *   cluster bj-telecom state=IDLE util=42.0% rate=4.20Gbit/s idle=1 busy=0
+ *           down=0 unknown=0 seq=17 reason="from its servers"
+ *           detail="1 of 1 servers idle"
+ *   server bj-telecom/bj-t-1 state=IDLE util=42.0% rate=4.20Gbit/s age=312ms
+ *          seq=17 kind=prometheus reason="below threshold" detail="42.0% < 90%"
  * Detailed reason texts come from h when topo is the topology h polls;
  * otherwise the reason code's text is shown.  h may be NULL.  Any thread. */
 void health_status_write(health_t *h, const health_topo_t *topo, const trace_t *t);

@@ -12,7 +12,7 @@
  *
  * Flow: timer tick -> check (HTTP / TCP connect / file stat) -> result ->
  * health_state.c state machine -> srv_update() marks the server dirty ->
- * after the loop iteration (uv_check) publish(): recompute dirty clusters,
+ * on the next loop iteration (a short timer) publish(): recompute dirty clusters,
  * write the back table, one release store of the table pointer -> the
  * notify callback -> DNS workers read the table with one acquire load.
  *
@@ -136,7 +136,6 @@ struct health {
     bool stopped;
     uv_async_t wake;
     uv_timer_t curl_timer;
-    uv_check_t pub_check;
     uv_timer_t pub_timer;
     uv_timer_t admin_timer;
     CURLM *multi;
@@ -365,23 +364,19 @@ static void on_pub_timer(uv_timer_t *t)
         publish(h);
 }
 
-static void on_pub_check(uv_check_t *c)
-{
-    health_t *h = c->data;
-    if (!h->pub_wanted || h->pub_timer_armed)
-        return;
-    uint64_t now = health_clock_ms();
-    if (now - h->last_pub_ms >= PUB_MIN_MS) {
-        publish(h);
-    } else {
-        h->pub_timer_armed = true;
-        uv_timer_start(&h->pub_timer, on_pub_timer, PUB_MIN_MS - (now - h->last_pub_ms), 0);
-    }
-}
-
+/* Something changed: publish on the next loop iteration (so that every
+ * change of this iteration goes into one table), but not sooner than
+ * PUB_MIN_MS after the last publication.  A timer, not a check handle: a
+ * change made in a timer callback must not wait for the next I/O event. */
 static void request_publish(health_t *h)
 {
     h->pub_wanted = true;
+    if (h->pub_timer_armed)
+        return;
+    uint64_t now = health_clock_ms();
+    uint64_t since = now - h->last_pub_ms;
+    h->pub_timer_armed = true;
+    uv_timer_start(&h->pub_timer, on_pub_timer, since >= PUB_MIN_MS ? 0 : PUB_MIN_MS - since, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -427,9 +422,12 @@ static void compose_detail(const srv_t *s, char *buf, size_t size)
                  s->event);
         return;
     case HEALTH_R_STALE:
-        snprintf(buf, size, "no usable measurement for more than %llums (%s)",
-                 (unsigned long long)p->stale_ms, s->event);
-        return;
+        if (sm->fails == 0) {
+            snprintf(buf, size, "no usable measurement for more than %llums (last poll: %s)",
+                     (unsigned long long)p->stale_ms, s->event);
+            return;
+        }
+        break; /* a stale sample: a failure like the others */
     case HEALTH_R_LIVE:
     case HEALTH_R_FIRST_SAMPLE:
     case HEALTH_R_COUNTER_RESET:
@@ -442,9 +440,9 @@ static void compose_detail(const srv_t *s, char *buf, size_t size)
     }
     /* A failure. */
     if (sm->state == HEALTH_DOWN)
-        snprintf(buf, size, "%s (%u failures in a row)", s->event, sm->fails);
+        snprintf(buf, size, "%s; %u failures in a row", s->event, sm->fails);
     else
-        snprintf(buf, size, "%s (%u of %u failures before DOWN)", s->event, sm->fails, p->fall);
+        snprintf(buf, size, "%s; %u of %u failures before DOWN", s->event, sm->fails, p->fall);
 }
 
 /* Recompute the effective state after the state machine or the admin
@@ -1540,7 +1538,6 @@ static void shutdown_loop(health_t *h)
     }
     uv_close((uv_handle_t *)&h->wake, on_closed_noop);
     uv_close((uv_handle_t *)&h->curl_timer, on_closed_noop);
-    uv_close((uv_handle_t *)&h->pub_check, on_closed_noop);
     uv_close((uv_handle_t *)&h->pub_timer, on_closed_noop);
     uv_close((uv_handle_t *)&h->admin_timer, on_closed_noop);
 }
@@ -1606,9 +1603,6 @@ int health_new(health_t **out)
     h->wake.data = h;
     uv_timer_init(&h->loop, &h->curl_timer);
     h->curl_timer.data = h;
-    uv_check_init(&h->loop, &h->pub_check);
-    h->pub_check.data = h;
-    uv_check_start(&h->pub_check, on_pub_check);
     uv_timer_init(&h->loop, &h->pub_timer);
     h->pub_timer.data = h;
     uv_timer_init(&h->loop, &h->admin_timer);

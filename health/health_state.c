@@ -166,7 +166,10 @@ bool health__sm_nodata(health__sm_t *sm, const health__params_t *p, uint64_t now
     (void)p;
     (void)now_ms;
     sm->fails = 0;
-    sm->reason = sm->state == HEALTH_DOWN ? HEALTH_R_RISING : why;
+    /* A DOWN server keeps the reason it is down for until a usable sample
+     * starts its recovery. */
+    if (sm->state != HEALTH_DOWN)
+        sm->reason = why;
     return false;
 }
 

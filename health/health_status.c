@@ -9,8 +9,11 @@
  *
  * Line formats (docs/health.md, "What status shows"):
  *   health servers=N clusters=N publication=SEQ published=AGE
- *   cluster NAME state=S util=U% rate=R idle=N busy=N down=N unknown=N seq=N reason="..."
- *   server CLUSTER/SERVER state=S util=U% rate=R age=A seq=N kind=K [admin=X] reason="..."
+ *   cluster NAME state=S util=U% rate=R idle=N busy=N down=N unknown=N seq=N
+ *           reason="from its servers" detail="..."
+ *   server CLUSTER/SERVER state=S util=U% rate=R age=A seq=N kind=K [admin=yes]
+ *          reason="..." detail="..."
+ * (each on one line).
  */
 #include "health/health_int.h"
 
@@ -89,11 +92,12 @@ void health_status_write(health_t *h, const health_topo_t *topo, const trace_t *
         cluster_text(tb, c, cl->n_servers, why, sizeof(why));
         trace_printf(t,
                      "cluster %s state=%s util=%s rate=%s idle=%u busy=%u down=%u unknown=%u "
-                     "seq=%llu reason=\"%s\"",
+                     "seq=%llu reason=\"%s\" detail=\"%s\"",
                      cl->name, health_state_str(health_cluster_state(tb, c)), util, rate,
                      health_cluster_idle(tb, c), health_cluster_busy(tb, c),
                      health_cluster_down(tb, c), health_cluster_unknown(tb, c),
-                     (unsigned long long)health_cluster_seq(tb, c), why);
+                     (unsigned long long)health_cluster_seq(tb, c),
+                     health_reason_str(HEALTH_R_CLUSTER), why);
         for (uint32_t i = cl->first_server; i < cl->first_server + cl->n_servers; i++) {
             const health_server_t *s = &topo->servers[i];
             uint32_t flags = health_server_flags(tb, i);
@@ -104,21 +108,23 @@ void health_status_write(health_t *h, const health_topo_t *topo, const trace_t *
             else
                 health__fmt_rate(health_server_rate(tb, i), rate, sizeof(rate));
             fmt_age(now, health_server_sample_ms(tb, i), age, sizeof(age));
+            uint64_t sample_ms = health_server_sample_ms(tb, i);
+            if (sample_ms == 0) {
+                /* Never measured: UNKNOWN counts as 0, DOWN not at all. */
+                snprintf(util, sizeof(util), "-");
+                snprintf(rate, sizeof(rate), "-");
+            }
             char detail[256];
             if (h == NULL || !health__detail(h, topo, i, detail, sizeof(detail)))
-                snprintf(detail, sizeof(detail), "%s",
-                         health_reason_str(health_server_reason(tb, i)));
-            snprintf(why, sizeof(why), "%s%s%s", health_reason_str(health_server_reason(tb, i)),
-                     detail[0] ? ": " : "", detail);
-            if (strcmp(detail, health_reason_str(health_server_reason(tb, i))) == 0)
-                snprintf(why, sizeof(why), "%s", detail);
-            quote_safe(why);
+                detail[0] = '\0';
+            quote_safe(detail);
             trace_printf(t,
                          "server %s/%s state=%s util=%s rate=%s age=%s seq=%llu kind=%s%s "
-                         "reason=\"%s\"",
+                         "reason=\"%s\" detail=\"%s\"",
                          cl->name, s->name, health_state_str(st), util, rate, age,
                          (unsigned long long)health_server_seq(tb, i), kind_str(s->check->kind),
-                         flags & HEALTH_F_ADMIN ? " admin=yes" : "", why);
+                         flags & HEALTH_F_ADMIN ? " admin=yes" : "",
+                         health_reason_str(health_server_reason(tb, i)), detail);
         }
     }
 }
