@@ -110,7 +110,10 @@ typedef struct geo_stats {
     size_t records;            /* distinct result records */
     size_t city_records;       /* distinct city/country records decoded */
     size_t asn_records;        /* distinct ASN records */
-    size_t table_bytes;        /* lookup tables + index + records (what the query path reads) */
+    size_t table4_bytes;       /* IPv4 lookup structure */
+    size_t table6_bytes;       /* IPv6 lookup structure */
+    size_t record_bytes;       /* result records */
+    size_t table_bytes;        /* all three: what the query path reads */
     size_t total_bytes;        /* table_bytes + everything else geo keeps (explain data, names) */
 } geo_stats_t;
 void geo_get_stats(const geo_t *g, geo_stats_t *out);

@@ -493,6 +493,8 @@ static int ccidr_cmp(const void *pa, const void *pb)
  * place (nested networks are fine: the longest prefix wins). */
 static void carriers_check_conflicts(geo_t *g, geo__pfxvec_t *set, diag_list_t *d)
 {
+    if (set->n < 2)
+        return;
     qsort(set->v, set->n, sizeof(*set->v), ccidr_cmp);
     for (size_t i = 1; i < set->n; i++) {
         const geo__pfx_t *a = &set->v[i - 1], *b = &set->v[i];

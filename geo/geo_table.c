@@ -562,9 +562,11 @@ int geo__table_build(geo_t *g, diag_list_t *d)
         (void)madvise(base, align_up(total, huge), MADV_HUGEPAGE);
 #endif
     memcpy(base + off[0], l1[0], ((size_t)1 << k1[0]) * 4);
-    memcpy(base + off[1], pool[0].v, pool[0].n * 4);
+    if (pool[0].n)
+        memcpy(base + off[1], pool[0].v, pool[0].n * 4);
     memcpy(base + off[2], l1[1], ((size_t)1 << k1[1]) * 4);
-    memcpy(base + off[3], pool[1].v, pool[1].n * 4);
+    if (pool[1].n)
+        memcpy(base + off[3], pool[1].v, pool[1].n * 4);
     memcpy(base + off[4], rs.v, rs.n * sizeof(geo__rec_t));
     g->t4 = (geo__lpm_t){.l1 = (const uint32_t *)(base + off[0]),
                          .pool = (const uint32_t *)(base + off[1]),
@@ -771,8 +773,10 @@ void geo_get_stats(const geo_t *g, geo_stats_t *out)
     out->records = g->nrecs;
     out->city_records = g->ncity;
     out->asn_records = g->nasnr;
-    out->table_bytes = (g->t4.l1n + g->t4.pooln + g->t6.l1n + g->t6.pooln) * sizeof(uint32_t) +
-                       g->nrecs * sizeof(geo__rec_t);
+    out->table4_bytes = (g->t4.l1n + g->t4.pooln) * sizeof(uint32_t);
+    out->table6_bytes = (g->t6.l1n + g->t6.pooln) * sizeof(uint32_t);
+    out->record_bytes = g->nrecs * sizeof(geo__rec_t);
+    out->table_bytes = out->table4_bytes + out->table6_bytes + out->record_bytes;
     out->total_bytes = out->table_bytes + g->ncity * sizeof(geo__city_t) +
                        g->nasnr * sizeof(geo__asnrec_t) + g->nccidrs * sizeof(geo__ccidr_t) +
                        g->heap_bytes + g->arena_bytes;
