@@ -557,6 +557,171 @@ static void test_nets(void **state)
     fx_free(&f);
 }
 
+/* Random nested nets overrides and carrier CIDRs against a naive longest
+ * match, and the scope against its definition: the shortest prefix around
+ * the client inside which no entry of any consulted list starts a longer
+ * network (so the answer is the same for every address in it). */
+typedef struct rnet {
+    netaddr_t p;
+    int region, carrier; /* -1: not set */
+} rnet_t;
+
+static uint64_t lcg(uint64_t *s)
+{
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 17;
+}
+
+static const rnet_t *naive_lpm(const rnet_t *v, size_t n, const netaddr_t *a)
+{
+    const rnet_t *best = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (netaddr_contains(&v[i].p, a) && (best == NULL || v[i].p.bits > best->p.bits))
+            best = &v[i];
+    return best;
+}
+
+static unsigned naive_scope(const rnet_t *v, size_t n, const netaddr_t *a)
+{
+    unsigned maxb = a->family == 4 ? 32 : 128;
+    for (unsigned L = 0; L <= maxb; L++) {
+        netaddr_t q = *a;
+        q.bits = (uint8_t)L;
+        netaddr_mask(q.addr, q.family, L);
+        bool clean = true;
+        for (size_t i = 0; i < n && clean; i++)
+            if (v[i].p.bits > L && netaddr_contains(&q, &v[i].p))
+                clean = false;
+        if (clean)
+            return L;
+    }
+    return maxb;
+}
+
+static void random_net(uint64_t *s, int family, netaddr_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->family = (uint8_t)family;
+    if (family == 4) {
+        p->addr[0] = 10;
+        for (int k = 1; k < 4; k++)
+            p->addr[k] = (uint8_t)lcg(s);
+        p->bits = (uint8_t)(8 + lcg(s) % 23); /* 8..30 */
+        /* Crowd the networks so that they nest. */
+        p->addr[1] &= 0x0f;
+    } else {
+        static const uint8_t pre[] = {0x20, 0x01, 0x0d, 0xb8};
+        memcpy(p->addr, pre, 4);
+        for (int k = 4; k < 16; k++)
+            p->addr[k] = (uint8_t)lcg(s);
+        p->addr[4] &= 0x0f;
+        p->bits = (uint8_t)(32 + lcg(s) % 41); /* 32..72 */
+    }
+    netaddr_mask(p->addr, p->family, p->bits);
+}
+
+static void test_random_overrides(void **state)
+{
+    (void)state;
+    uint64_t s = 42;
+    enum { NN = 240, NC = 240 };
+    rnet_t nets[NN], cc[NC];
+    size_t nn = 0, nc = 0;
+    static char yaml[NN * 120 + NC * 80 + 4096];
+    size_t used = (size_t)snprintf(yaml, sizeof(yaml),
+                                   "regions:\n  r0: {}\n  r1: {}\n  r2: {}\n"
+                                   "geo:\n  carriers:\n");
+    /* Carrier CIDRs: each carrier's own list; no network twice. */
+    for (int c = 0; c < 3; c++) {
+        used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "    c%d:\n      cidrs:\n", c);
+        for (int i = 0; i < NC / 3; i++) {
+            rnet_t r = {.region = -1, .carrier = c};
+            random_net(&s, i % 2 ? 6 : 4, &r.p);
+            bool dup = false;
+            for (size_t j = 0; j < nc; j++)
+                dup |= cc[j].p.bits == r.p.bits && memcmp(cc[j].p.addr, r.p.addr, 16) == 0;
+            if (dup)
+                continue;
+            cc[nc++] = r;
+            char t[NETADDR_STRLEN];
+            netaddr_format(&r.p, true, t, sizeof(t));
+            used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "        - \"%s\"\n", t);
+        }
+    }
+    used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "  nets:\n");
+    for (int i = 0; i < NN; i++) {
+        rnet_t r;
+        random_net(&s, i % 2 ? 6 : 4, &r.p);
+        bool dup = false;
+        for (size_t j = 0; j < nn; j++)
+            dup |= nets[j].p.bits == r.p.bits && memcmp(nets[j].p.addr, r.p.addr, 16) == 0;
+        if (dup)
+            continue;
+        int what = (int)(lcg(&s) % 3); /* region, carrier, both */
+        r.region = what != 1 ? (int)(lcg(&s) % 3) : -1;
+        r.carrier = what != 0 ? (int)(lcg(&s) % 3) : -1;
+        nets[nn++] = r;
+        char t[NETADDR_STRLEN];
+        netaddr_format(&r.p, true, t, sizeof(t));
+        used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "    \"%s\": {", t);
+        if (r.region >= 0)
+            used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "region: r%d%s",
+                                     r.region, r.carrier >= 0 ? ", " : "");
+        if (r.carrier >= 0)
+            used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "carrier: c%d",
+                                     r.carrier);
+        used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "}\n");
+    }
+    assert_true(used < sizeof(yaml) - 1);
+    fx_t f;
+    build_ok(&f, yaml);
+    for (int i = 0; i < 20000; i++) {
+        netaddr_t a;
+        random_net(&s, i % 2 ? 6 : 4, &a);
+        /* A client with a random number of bits given. */
+        unsigned maxb = a.family == 4 ? 32 : 128;
+        for (int k = a.family == 4 ? 1 : 4; k < 16; k++)
+            a.addr[k] = (uint8_t)(a.addr[k] | (uint8_t)lcg(&s));
+        if (a.family == 4)
+            memset(a.addr + 4, 0, 12);
+        a.bits = (uint8_t)(i % 3 == 0 ? maxb : 8 + lcg(&s) % (maxb - 7));
+        netaddr_mask(a.addr, a.family, a.bits);
+        netaddr_t full = a;
+        full.bits = (uint8_t)maxb;
+        const rnet_t *n = naive_lpm(nets, nn, &full);
+        const rnet_t *c = naive_lpm(cc, nc, &full);
+        int want_region = n && n->region >= 0 ? n->region : GEO_NONE;
+        int want_carrier = n && n->carrier >= 0 ? n->carrier : c ? c->carrier : GEO_NONE;
+        unsigned want_scope;
+        if (n && n->region >= 0 && n->carrier >= 0)
+            want_scope = naive_scope(nets, nn, &full);
+        else {
+            unsigned s1 = naive_scope(nets, nn, &full), s2 = naive_scope(cc, nc, &full);
+            want_scope = s1 > s2 ? s1 : s2;
+        }
+        geo_result_t r;
+        geo_classify(f.g, &a, &r);
+        if (r.region != want_region || r.carrier != want_carrier || r.scope != want_scope) {
+            char t[NETADDR_STRLEN];
+            netaddr_format(&a, true, t, sizeof(t));
+            fail_msg("%s: want region %d carrier %d scope %u, got %d %d %u", t, want_region,
+                     want_carrier, want_scope, r.region, r.carrier, r.scope);
+        }
+        /* Every address inside client/scope gets the same answer. */
+        for (int k = 0; k < 4; k++) {
+            netaddr_t b = full;
+            for (unsigned bit = r.scope; bit < maxb; bit++)
+                if (lcg(&s) & 1)
+                    b.addr[bit / 8] ^= (uint8_t)(0x80 >> (bit % 8));
+            geo_result_t rb;
+            geo_classify(f.g, &b, &rb);
+            assert_int_equal(rb.region, r.region);
+            assert_int_equal(rb.carrier, r.carrier);
+        }
+    }
+    fx_free(&f);
+}
+
 static void test_none(void **state)
 {
     (void)state;
@@ -761,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_asn_csv),
         cmocka_unit_test(test_carrier_cidr_files),
         cmocka_unit_test(test_nets),
+        cmocka_unit_test(test_random_overrides),
         cmocka_unit_test(test_none),
         cmocka_unit_test(test_bad_fixtures),
         cmocka_unit_test(test_broken_databases),
