@@ -616,6 +616,31 @@ static inline uint64_t bits_at(geo__u128 a, unsigned w, unsigned d, unsigned k)
     return (uint64_t)(a >> (w - d - k)) & (k >= 64 ? UINT64_MAX : (((uint64_t)1 << k) - 1));
 }
 
+/* A block key: the low kw bytes of a little-endian integer (constant-size
+ * loads, no library call). */
+static inline uint64_t load_key(const unsigned char *p, uint32_t kw)
+{
+    switch (kw) {
+    case 1:
+        return p[0];
+    case 2: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
+    case 4: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return v;
+    }
+    default: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        return v;
+    }
+    }
+}
+
 /* The value (rec << 8 | scope) of address a in table t.  Bounded: each
  * node consumes 8 bits, so at most w / 8 steps, then one block. */
 static inline uint32_t lpm_lookup(const geo__lpm_t *t, geo__u128 a, unsigned w)
@@ -638,8 +663,7 @@ static inline uint32_t lpm_lookup(const geo__lpm_t *t, geo__u128 a, unsigned w)
         uint32_t lo = 0, hi = n - 1;
         while (lo < hi) {
             uint32_t mid = (lo + hi + 1) >> 1;
-            uint64_t k = 0;
-            memcpy(&k, keys + (size_t)mid * kw, kw);
+            uint64_t k = load_key(keys + (size_t)mid * kw, kw);
             if (k <= key)
                 lo = mid;
             else

@@ -243,6 +243,11 @@ static void test_city_maxmind(void **state)
     assert_int_equal(r.asn, 0);
     assert_true(r.scope >= 24);
     EXPECT_CLS(f.g, "1.2.3.0/24", "", NONE, NONE, cls(f.g, "1.2.3.0/24").scope);
+    /* A /16 client into /24 data: 175.16.0.0 itself is in no network; the
+     * scope is the empty network around it, at least the bits given. */
+    r = cls(f.g, "175.16.0.0/16");
+    assert_string_equal(r.country, "");
+    assert_true(r.scope >= 16);
     /* IPv6 */
     EXPECT_CLS(f.g, "2a02:d3c0::/29", "GB", 1, NONE, 29);
     EXPECT_CLS(f.g, "2a02:d3c0::/32", "GB", 1, NONE, 29);
@@ -342,6 +347,7 @@ static void test_region_match(void **state)
 {
     (void)state;
     fx_t f;
+    geo_result_t r;
     /* Subdivision beats country; keys compare case-insensitively. */
     build_ok(&f, "regions:\n"
                  "  uk: {match: [GB]}\n"
@@ -354,6 +360,34 @@ static void test_region_match(void **state)
     EXPECT_CLS(f.g, "2a02:d3c0::1", "GB", 0, NONE, 29);
     EXPECT_CLS(f.g, "216.160.83.56", "US", 2, NONE, 29);
     EXPECT_CLS(f.g, "149.101.100.0", "US", NONE, NONE, 28);
+    fx_free(&f);
+
+    /* Two city databases: the first with data decides (the country
+     * database has no subdivisions, so only the country key matches); the
+     * scope is the longer of the two networks. */
+    build_ok(&f, "regions:\n"
+                 "  uk: {match: [GB]}\n"
+                 "  england: {match: [GB-ENG]}\n"
+                 "geo:\n"
+                 "  city_db: [@MMDB@/GeoIP2-Country-Test.mmdb, @MMDB@/GeoIP2-City-Test.mmdb]\n");
+    r = cls(f.g, "81.2.69.161");
+    assert_string_equal(r.country, "GB");
+    assert_int_equal(r.region, 0);
+    assert_int_equal(r.scope, 27);
+    assert_true(isnan(r.lat)); /* the country database has no location */
+    fx_free(&f);
+    build_ok(&f, "regions:\n"
+                 "  uk: {match: [GB]}\n"
+                 "  england: {match: [GB-ENG]}\n"
+                 "geo:\n"
+                 "  city_db: [@MMDB@/GeoIP2-City-Test.mmdb, @MMDB@/GeoIP2-Country-Test.mmdb]\n");
+    r = cls(f.g, "81.2.69.161");
+    assert_int_equal(r.region, 1);
+    assert_float_equal(r.lat, 51.5142, 1e-4);
+    /* 2.2.3.1: only the city database has it. */
+    r = cls(f.g, "2.2.3.1");
+    assert_int_equal(r.region, 1);
+    assert_int_equal(r.scope, 24);
     fx_free(&f);
 }
 
@@ -554,6 +588,37 @@ static void test_nets(void **state)
     EXPECT_CLS(f.g, "10.1.0.0/16", "", 2, 1, 24);
     EXPECT_CLS(f.g, "10.1.1.0/24", "", NONE, NONE, cls(f.g, "10.1.1.0/24").scope);
     assert_true(cls(f.g, "10.1.1.0/24").scope >= 24);
+    /* explain says which override and which match key decided */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/explain-nets.txt", tmpdir);
+    FILE *out = fopen(path, "w+");
+    trace_t t = TRACE_FILE(out);
+    netaddr_t a;
+    geo_result_t r;
+    netaddr_parse_cidr("175.16.199.0/24", false, &a);
+    geo_explain(f.g, &a, &t, &r);
+    netaddr_parse_cidr("175.16.5.0/24", false, &a);
+    geo_explain(f.g, &a, &t, &r);
+    rewind(out);
+    char buf[8192] = "";
+    size_t n = fread(buf, 1, sizeof(buf) - 1, out);
+    buf[n] = '\0';
+    fclose(out);
+    static const char *const want[] = {
+        "geo: client 175.16.199.0/24 (24 bits given)\n",
+        "geo: nets: override \"175.16.199.0/24\" (t.yaml:13:5): region none, carrier unicom\n",
+        "network 175.16.199.0/24: country CN, subdivision 22, city Changchun, location "
+        "43.8800,125.3228\n",
+        "geo: carrier unicom: set by the nets override \"175.16.199.0/24\"\n",
+        "geo: region guangzhou: match key 'cn-22' (t.yaml:3:23) for CN-22\n",
+        "geo: result: region guangzhou, carrier unicom, country CN, AS0, location "
+        "43.8800,125.3228, scope /24\n",
+        "geo: the override sets region and carrier: no database consulted\n",
+        "geo: result: region beijing, carrier telecom, country -, AS0, location -, scope /17\n",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (strstr(buf, want[i]) == NULL)
+            fail_msg("explain lacks \"%s\":\n%s", want[i], buf);
     fx_free(&f);
 }
 
