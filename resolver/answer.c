@@ -527,6 +527,46 @@ int answer_compile(const zones_t *zones, arena_t *a, diag_list_t *d, answer_db_t
     return 0;
 }
 
+int answer_compile_plugin(answer_db_t *db, const zones_node_t *n, const plugin_inst_t *pi,
+                          arena_t *a, diag_list_t *d)
+{
+    compiler_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return -ENOMEM;
+    c->a = a;
+    c->d = d;
+    c->zones = db->zones;
+    c->what = n->name;
+    const answer_blob_t **sets = arena_calloc(a, (size_t)pi->decl.nsets * 2, sizeof(*sets));
+    for (uint32_t i = 0; i < pi->decl.nsets; i++) {
+        const plugin_set_t *ps = &pi->decl.sets[i];
+        for (int fam = 0; fam < 2; fam++) {
+            uint32_t cnt = fam ? ps->n6 : ps->n4;
+            begin(c, n->name, true);
+            if (cnt == 0) {
+                /* No address of this family in the set: NODATA. */
+                put_soa(c, n->zone);
+                sets[i * 2 + (uint32_t)fam] = finish(c, WIRE_RCODE_NOERROR, true);
+                continue;
+            }
+            for (uint32_t k = 0; k < cnt; k++)
+                put_rr(c, NULL, fam ? ZONES_TYPE_AAAA : ZONES_TYPE_A, pi->decl.ttl,
+                       fam ? ps->v6[k] : ps->v4[k], fam ? 16 : 4);
+            c->an = (uint16_t)cnt;
+            end_rrset(c, true);
+            answer_blob_t *b = (answer_blob_t *)finish(c, WIRE_RCODE_NOERROR, true);
+            b->ttl_stride = fam ? 28 : 16;
+            sets[i * 2 + (uint32_t)fam] = b;
+        }
+    }
+    answer_node_t *an = &db->nodes[n->id];
+    an->plugin = pi;
+    an->sets = sets;
+    db->bytes += c->total_bytes;
+    free(c);
+    return 0;
+}
+
 /* ==== the query path ==== */
 
 /* Error and header-only responses: the question (when usable) and an OPT
@@ -567,8 +607,8 @@ static const answer_blob_t *pick_type(const answer_node_t *an, uint16_t qtype)
 }
 
 static size_t emit_blob(const answer_env_t *env, const uint8_t *pkt, answer_txn_t *t,
-                        const answer_blob_t *b, uint8_t scope, bool tcp, uint8_t *out,
-                        size_t outsize)
+                        const answer_blob_t *b, uint8_t scope, uint32_t ttl, bool tcp,
+                        uint8_t *out, size_t outsize)
 {
     const wire_query_t *q = &t->q;
     size_t qend = q->question_end;
@@ -616,12 +656,70 @@ static size_t emit_blob(const answer_env_t *env, const uint8_t *pkt, answer_txn_
             wire_put16(body + at, ptr);
         }
     }
+    if (ttl != UINT32_MAX && b->ttl_stride) {
+        /* A plugin lowered the TTL of this answer: patch each answer RR
+         * (they are contiguous and all the same size). */
+        for (uint16_t i = 0; i < an; i++)
+            wire_put32(body + (size_t)i * b->ttl_stride + 6, ttl);
+    }
     size_t len = qend + keep;
     if (q->edns)
         len += wire_write_opt(out + len, q, env->max_udp_payload, 0, env->ecs, scope);
     t->rcode = b->rcode;
     t->tc = tc;
     return len;
+}
+
+/* A name answered by a plugin: who is asking (the ECS subnet, RFC 7871
+ * section 7.1.2, else the source address), the plugin's choice, and that
+ * set's precompiled answer with the plugin's TTL and the ECS scope. */
+static size_t respond_plugin(const answer_env_t *env, const uint8_t *pkt, answer_txn_t *t,
+                             const answer_node_t *an, const zones_match_t *m,
+                             const answer_client_t *client, uint8_t *out, size_t outsize)
+{
+    const wire_query_t *q = &t->q;
+    plugin_query_t pq;
+    pq.qtype = q->qtype == ZONES_TYPE_AAAA ? ZONES_TYPE_AAAA : ZONES_TYPE_A;
+    pq.zone = m->zone;
+    pq.node = m->node;
+    pq.rng = &t->rng;
+    pq.now_ms = 0;
+    bool use_ecs = q->ecs && env->ecs && q->ecs_source > 0;
+    unsigned cap = 0;
+    if (use_ecs) {
+        pq.client.family = q->ecs_family == 1 ? 4 : 6;
+        cap = pq.client.family == 4 ? env->ecs_max_v4 : env->ecs_max_v6;
+        pq.client.bits = (uint8_t)(q->ecs_source < cap ? q->ecs_source : cap);
+        memcpy(pq.client.addr, q->ecs_addr, 16);
+        netaddr_mask(pq.client.addr, pq.client.family, pq.client.bits);
+        pq.ecs = true;
+    } else {
+        pq.client = client->addr;
+        pq.ecs = false;
+    }
+    plugin_result_t *r = &t->pr;
+    r->set = 0;
+    r->ttl = UINT32_MAX;
+    r->scope = 0;
+    if (t->trace)
+        an->plugin->desc->explain(an->plugin->inst, &pq, r, t->trace);
+    else
+        an->plugin->desc->resolve(an->plugin->inst, &pq, r);
+    t->plugin = true;
+    if (r->set >= an->plugin->decl.nsets)
+        r->set = 0;
+    /* The scope: what the decision depended on.  When we used fewer bits
+     * than the client sent, the answer holds for the whole prefix we
+     * looked at, so the scope is at most that (RFC 7871 section 7.2.1). */
+    uint8_t scope = 0;
+    if (use_ecs) {
+        scope = r->scope;
+        if (q->ecs_source > cap && scope > cap)
+            scope = (uint8_t)cap;
+    }
+    uint32_t ttl = r->ttl < an->plugin->decl.ttl ? r->ttl : UINT32_MAX;
+    const answer_blob_t *b = an->sets[r->set * 2u + (pq.qtype == ZONES_TYPE_AAAA)];
+    return emit_blob(env, pkt, t, b, scope, ttl, client->tcp, out, outsize);
 }
 
 size_t answer_respond(const answer_env_t *env, const uint8_t *pkt, size_t len,
@@ -631,6 +729,7 @@ size_t answer_respond(const answer_env_t *env, const uint8_t *pkt, size_t len,
     t->tc = false;
     t->dropped = false;
     t->rcode = 0;
+    t->plugin = false;
     wire_verdict_t v = wire_parse_query(pkt, len, &t->q);
     const wire_query_t *q = &t->q;
     switch (v) {
@@ -684,6 +783,11 @@ size_t answer_respond(const answer_env_t *env, const uint8_t *pkt, size_t len,
         b = pick_type(&env->answers->nodes[m.node->id], q->qtype);
         break;
     }
-    (void)client;
-    return emit_blob(env, pkt, t, b, 0, client->tcp, out, outsize);
+    if (m.result == ZONES_EXACT || m.result == ZONES_WILDCARD) {
+        const answer_node_t *an = &env->answers->nodes[m.node->id];
+        if (an->plugin && (q->qtype == ZONES_TYPE_A || q->qtype == ZONES_TYPE_AAAA ||
+                           q->qtype == ZONES_TYPE_ANY))
+            return respond_plugin(env, pkt, t, an, &m, client, out, outsize);
+    }
+    return emit_blob(env, pkt, t, b, 0, UINT32_MAX, client->tcp, out, outsize);
 }

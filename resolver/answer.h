@@ -30,6 +30,7 @@
 #include "core/arena.h"
 #include "core/diag.h"
 #include "core/netaddr.h"
+#include "resolver/plugin.h"
 #include "resolver/wire.h"
 #include "zones/zones.h"
 
@@ -51,6 +52,7 @@ typedef struct answer_blob {
     uint8_t base_qlen; /* length of the name this blob was compiled for */
     uint16_t nrelocs;
     uint16_t ncuts;
+    uint16_t ttl_stride; /* plugin answers: bytes per answer RR, for TTL patching */
     const uint16_t *relocs; /* blob offsets of 2-byte pointers to shift */
     const answer_cut_t *cuts;
 } answer_blob_t;
@@ -63,6 +65,11 @@ typedef struct answer_node {
     const answer_blob_t *other;    /* any type not in types[] */
     const answer_blob_t *any;      /* QTYPE ANY (RFC 8482: one RRset) */
     const answer_blob_t *referral; /* zone cuts */
+    /* A name answered by a resolver plugin: its instance, and for each of
+     * the instance's answer sets the A and the AAAA answer (sets[2i],
+     * sets[2i+1]). */
+    const plugin_inst_t *plugin;
+    const answer_blob_t *const *sets;
 } answer_node_t;
 
 typedef struct answer_db {
@@ -75,6 +82,11 @@ typedef struct answer_db {
 /* Compile every answer of the database.  Warnings (an answer too large to
  * ever send, cut to 64 KiB) go to d.  Returns 0 or a negative errno. */
 int answer_compile(const zones_t *zones, arena_t *a, diag_list_t *d, answer_db_t **out);
+
+/* Compile the answers of every answer set of plugin instance pi for node n
+ * (load time).  Returns 0 or a negative errno. */
+int answer_compile_plugin(answer_db_t *db, const zones_node_t *n, const plugin_inst_t *pi,
+                          arena_t *a, diag_list_t *d);
 
 /* What one response needs besides the query: the serving settings of the
  * snapshot. */
@@ -99,6 +111,10 @@ typedef struct answer_txn {
     uint8_t rcode; /* including extended (BADVERS = 16) */
     bool tc;
     bool dropped;
+    bool plugin;              /* a plugin chose the answer */
+    plugin_result_t pr;       /* what it chose */
+    uint64_t rng;             /* the worker's random state for plugins; never 0 */
+    const trace_t *trace;     /* explain: the plugin's decision is traced here */
 } answer_txn_t;
 
 /* Answer one query: write the response into out (outsize >= 512) and

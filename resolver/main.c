@@ -1,10 +1,12 @@
 /*
- * main.c - the steerdns command line: serve, check, --help, --version.
+ * main.c - the steerdns command line: serve, check, explain, status.
  *
  * `serve` builds the first snapshot, binds the sockets, starts the workers
- * and then runs the main libuv loop, which owns the control plane: signals
- * (SIGHUP reloads, SIGTERM/SIGINT stop), snapshot builds in the thread pool,
- * and freeing retired snapshots once every worker has passed them.
+ * and the health poller, and then runs the main libuv loop, which owns the
+ * control plane: signals (SIGHUP reloads, SIGTERM/SIGINT stop), snapshot
+ * builds in the thread pool, the health poller's notifications (which run
+ * the resolver plugins' controllers), the control socket, and freeing
+ * retired snapshots once every worker has passed them.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -16,6 +18,8 @@
 #include <uv.h>
 
 #include "core/log.h"
+#include "resolver/control.h"
+#include "resolver/explain.h"
 #include "resolver/server.h"
 #include "resolver/snap.h"
 
@@ -30,8 +34,11 @@ typedef struct app {
     uv_loop_t *loop;
     const char *config;
     server_t *srv;
+    health_t *health;
+    control_t *control;
     uv_signal_t sighup, sigterm, sigint;
     uv_timer_t reclaim;
+    uv_async_t health_async;
     uv_work_t work;
     bool building, again, stopping;
     /* The build in the thread pool fills these. */
@@ -52,19 +59,26 @@ static void usage(FILE *f)
             "  serve -c FILE     serve the configuration in FILE (foreground, logs to stderr)\n"
             "  check -c FILE     validate FILE and everything it names; print every problem as\n"
             "                    file:line:column: message; exit 0 when valid, 1 otherwise\n"
+            "  explain -c FILE --client ADDR[/PREFIX] NAME [TYPE]\n"
+            "                    why CLIENT gets its answer for NAME (default type A): what each\n"
+            "                    geo source says, every candidate cluster with its state, the rule\n"
+            "                    that chose, and the answer.  ADDR/PREFIX is sent as EDNS Client\n"
+            "                    Subnet, a bare ADDR as the source address.  Asks the running\n"
+            "                    server (server.control) for live states; --offline, or no server,\n"
+            "                    builds the configuration here with no measurements.\n"
+            "  status -c FILE    ask the running server (server.control) for its counters and the\n"
+            "                    state of every server and cluster, with the reason for each\n"
             "\n"
             "options:\n"
             "  -c, --config FILE   the main configuration file\n"
+            "      --client C      explain: the client, ADDR or ADDR/PREFIX\n"
+            "      --offline       explain: do not ask the running server\n"
+            "      --control PATH  status, explain: the control socket (instead of reading -c)\n"
             "  -h, --help          this help\n"
             "  -V, --version       print the version\n"
             "\n"
             "signals (serve): SIGHUP reloads the configuration (an invalid one is refused and\n"
             "the running one keeps serving); SIGTERM and SIGINT stop.\n");
-}
-
-static void print_diags(const diag_list_t *d, FILE *f)
-{
-    diag_print(d, f);
 }
 
 static void log_diags(const diag_list_t *d)
@@ -79,6 +93,42 @@ static void log_diags(const diag_list_t *d)
     }
 }
 
+/* ---- health ---- */
+
+static void health_notify(void *arg)
+{
+    /* Poller thread: hand over to the main loop. */
+    uv_async_send((uv_async_t *)arg);
+}
+
+static void health_published(uv_async_t *a)
+{
+    app_t *app = a->data;
+    snap_update_plugins(server_current(app->srv), health_clock_ms());
+}
+
+/* Make the poller measure snapshot s's servers (creating it the first time
+ * a configuration has any). */
+static int health_adopt(app_t *app, snap_t *s)
+{
+    if (s->topo == NULL) {
+        if (app->health)
+            health_apply(app->health, NULL);
+        return 0;
+    }
+    if (app->health == NULL) {
+        int rc = health_new(&app->health);
+        if (rc != 0)
+            return rc;
+        health_set_notify(app->health, health_notify, &app->health_async);
+        rc = health_apply(app->health, s->topo);
+        if (rc == 0)
+            rc = health_start(app->health);
+        return rc;
+    }
+    return health_apply(app->health, s->topo);
+}
+
 /* ---- reload ---- */
 
 static void build_work(uv_work_t *req)
@@ -87,25 +137,6 @@ static void build_work(uv_work_t *req)
     diag_init(&app->build_diags);
     app->built = NULL;
     app->build_rc = snap_build(app->config, &app->build_diags, &app->built);
-}
-
-static void reclaim_cb(uv_timer_t *t);
-
-static void retire(app_t *app, snap_t *old, uint64_t epoch)
-{
-    if (app->nretired == RETIRE_MAX) {
-        /* Cannot happen in practice (a batch lasts microseconds); wait for
-         * the oldest rather than leak. */
-        while (!server_passed(app->srv, app->retired[0].epoch))
-            uv_sleep(1);
-    }
-    if (app->nretired == RETIRE_MAX) {
-        snap_free(app->retired[0].snap);
-        memmove(app->retired, app->retired + 1, (RETIRE_MAX - 1) * sizeof(retired_t));
-        app->nretired--;
-    }
-    app->retired[app->nretired++] = (retired_t){old, epoch};
-    uv_timer_start(&app->reclaim, reclaim_cb, 5, 5);
 }
 
 static void reclaim_cb(uv_timer_t *t)
@@ -123,6 +154,19 @@ static void reclaim_cb(uv_timer_t *t)
         uv_timer_stop(t);
 }
 
+static void retire(app_t *app, snap_t *old, uint64_t epoch)
+{
+    /* Cannot fill up in practice (a batch lasts microseconds); wait for the
+     * oldest rather than leak. */
+    while (app->nretired == RETIRE_MAX) {
+        reclaim_cb(&app->reclaim);
+        if (app->nretired == RETIRE_MAX)
+            uv_sleep(1);
+    }
+    app->retired[app->nretired++] = (retired_t){old, epoch};
+    uv_timer_start(&app->reclaim, reclaim_cb, 5, 5);
+}
+
 static void start_build(app_t *app);
 
 static void build_done(uv_work_t *req, int status)
@@ -135,16 +179,22 @@ static void build_done(uv_work_t *req, int status)
         return;
     }
     snap_t *cur = server_current(app->srv);
+    log_diags(&app->build_diags);
     if (app->build_rc != 0) {
-        log_diags(&app->build_diags);
         log_err("reload of %s failed with %zu error(s); still serving generation %llu",
                 app->config, app->build_diags.errors, (unsigned long long)cur->generation);
     } else {
-        log_diags(&app->build_diags);
         snap_t *s = app->built;
         s->generation = ++app->generation;
         if (!snap_same_listeners(cur, s))
             log_warn("reload: listen addresses, port and workers take effect only after a restart");
+        /* The poller moves to the new topology first (carrying the states
+         * of unchanged servers over); then the workers move. */
+        int rc = health_adopt(app, s);
+        if (rc != 0)
+            log_err("reload: the health poller could not adopt the new topology: %s",
+                    health_strerror(rc));
+        snap_update_plugins(s, health_clock_ms());
         snap_t *old;
         uint64_t epoch = server_publish(app->srv, s, &old);
         retire(app, old, epoch);
@@ -185,10 +235,47 @@ static void on_stop(uv_signal_t *h, int sig)
     app_t *app = h->data;
     log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     app->stopping = true;
-    uv_signal_stop(&app->sighup);
-    uv_signal_stop(&app->sigterm);
-    uv_signal_stop(&app->sigint);
     uv_stop(app->loop);
+}
+
+/* ---- the control channel ---- */
+
+static void control_cmd(void *arg, const char *line, const trace_t *t)
+{
+    app_t *app = arg;
+    snap_t *s = server_current(app->srv);
+    char cmd[32] = "", a1[256] = "", a2[512] = "", a3[64] = "";
+    int n = sscanf(line, "%31s %255s %511s %63s", cmd, a1, a2, a3);
+    if (n >= 1 && strcmp(cmd, "status") == 0) {
+        server_counters_t c;
+        server_counters(app->srv, &c);
+        trace_printf(t, "steerdns %s: generation %llu from %s, %zu zone(s), port %u, %u worker(s)",
+                     STEERDNS_VERSION, (unsigned long long)s->generation, s->path,
+                     zones_count(s->zones), server_port(app->srv), server_workers(app->srv));
+        trace_printf(t, "queries udp=%llu tcp=%llu answers udp=%llu tcp=%llu truncated=%llu dropped=%llu send_errors=%llu",
+                     (unsigned long long)c.udp_queries, (unsigned long long)c.tcp_queries,
+                     (unsigned long long)c.udp_answers, (unsigned long long)c.tcp_answers,
+                     (unsigned long long)c.truncated, (unsigned long long)c.dropped,
+                     (unsigned long long)c.send_errors);
+        trace_printf(t, "rcodes NOERROR=%llu FORMERR=%llu SERVFAIL=%llu NXDOMAIN=%llu NOTIMP=%llu REFUSED=%llu BADVERS=%llu",
+                     (unsigned long long)c.rcodes[0], (unsigned long long)c.rcodes[1],
+                     (unsigned long long)c.rcodes[2], (unsigned long long)c.rcodes[3],
+                     (unsigned long long)c.rcodes[4], (unsigned long long)c.rcodes[5],
+                     (unsigned long long)c.rcodes[16]);
+        trace_printf(t, "tcp accepted=%llu rejected=%llu timeouts=%llu closed_slow=%llu",
+                     (unsigned long long)c.tcp_accepted, (unsigned long long)c.tcp_rejected,
+                     (unsigned long long)c.tcp_timeouts, (unsigned long long)c.tcp_closed_slow);
+        if (s->topo)
+            health_status_write(app->health, s->topo, t);
+        else
+            trace_printf(t, "no clusters configured");
+        return;
+    }
+    if (n >= 3 && strcmp(cmd, "explain") == 0) {
+        explain_query(s, a1, a2, n >= 4 ? a3 : NULL, t);
+        return;
+    }
+    trace_printf(t, "error: unknown command '%s' (status, explain CLIENT NAME [TYPE])", line);
 }
 
 static int cmd_serve(const char *config)
@@ -212,14 +299,29 @@ static int cmd_serve(const char *config)
     app.loop = uv_default_loop();
     app.generation = 1;
     s->generation = 1;
+    uv_async_init(app.loop, &app.health_async, health_published);
+    app.health_async.data = &app;
     if (server_new(s, &app.srv) != 0) {
+        uv_close((uv_handle_t *)&app.health_async, NULL);
+        uv_run(app.loop, UV_RUN_DEFAULT);
         snap_free(s);
         return 1;
     }
-    if (server_start(app.srv) != 0) {
+    rc = health_adopt(&app, s);
+    if (rc == 0 && s->server.control)
+        rc = control_start(app.loop, s->server.control, control_cmd, &app, &app.control);
+    if (rc == 0)
+        rc = server_start(app.srv);
+    if (rc != 0) {
+        log_err("cannot start: %s", rc < 0 ? strerror(-rc) : "error");
+        health_stop(app.health);
+        control_stop(app.control);
+        uv_close((uv_handle_t *)&app.health_async, NULL);
+        uv_run(app.loop, UV_RUN_DEFAULT);
         snap_free(server_free(app.srv));
         return 1;
     }
+    snap_update_plugins(s, health_clock_ms());
     uv_signal_init(app.loop, &app.sighup);
     uv_signal_init(app.loop, &app.sigterm);
     uv_signal_init(app.loop, &app.sigint);
@@ -238,13 +340,17 @@ static int cmd_serve(const char *config)
 
     uv_run(app.loop, UV_RUN_DEFAULT);
 
-    /* Stopping: let a build in the thread pool finish (it cannot be
-     * interrupted), then close every handle. */
+    /* Stopping: a build in the thread pool cannot be interrupted; the loop
+     * below runs until it is done, then every handle closes. */
+    uv_signal_stop(&app.sighup);
     uv_timer_stop(&app.reclaim);
     uv_close((uv_handle_t *)&app.sighup, NULL);
     uv_close((uv_handle_t *)&app.sigterm, NULL);
     uv_close((uv_handle_t *)&app.sigint, NULL);
     uv_close((uv_handle_t *)&app.reclaim, NULL);
+    control_stop(app.control);
+    health_stop(app.health);
+    uv_close((uv_handle_t *)&app.health_async, NULL);
     uv_run(app.loop, UV_RUN_DEFAULT);
     snap_t *last = server_free(app.srv);
     snap_free(last);
@@ -261,33 +367,125 @@ static int cmd_check(const char *config)
     diag_init(&d);
     snap_t *s = NULL;
     int rc = snap_build(config, &d, &s);
-    print_diags(&d, stdout);
+    diag_print(&d, stdout);
     if (rc != 0) {
         printf("%s: %zu error(s)\n", config, d.errors);
         diag_clear(&d);
         return 1;
     }
-    printf("%s: ok (%zu zone(s), %zu name(s))\n", config, zones_count(s->zones),
-           zones_node_count(s->zones));
+    printf("%s: ok (%zu zone(s), %zu name(s), %zu resolver instance(s))\n", config,
+           zones_count(s->zones), zones_node_count(s->zones), s->nplugins);
     diag_clear(&d);
     snap_free(s);
     return 0;
 }
 
+static int cmd_explain(const char *config, const char *control, const char *client,
+                       const char *name, const char *type, bool offline)
+{
+    char path[4096];
+    if (!offline) {
+        if (control == NULL && config && snap_read_control(config, path, sizeof(path)) == 0)
+            control = path;
+        if (control) {
+            char line[1024];
+            snprintf(line, sizeof(line), "explain %s %s%s%s", client, name, type ? " " : "",
+                     type ? type : "");
+            if (control_request(control, line) == 0)
+                return 0;
+            if (config == NULL) {
+                fprintf(stderr, "steerdns explain: no server answers on %s\n", control);
+                return 1;
+            }
+        }
+    }
+    if (config == NULL) {
+        fprintf(stderr, "steerdns explain: give -c FILE (or --control PATH)\n");
+        return 2;
+    }
+    diag_list_t d;
+    diag_init(&d);
+    snap_t *s = NULL;
+    if (snap_build(config, &d, &s) != 0) {
+        diag_print(&d, stderr);
+        diag_clear(&d);
+        return 1;
+    }
+    diag_clear(&d);
+    s->generation = 0;
+    printf("offline: built from %s; no server measured, every cluster is UNKNOWN (treated as idle)\n",
+           config);
+    trace_t t = TRACE_FILE(stdout);
+    int rc = explain_query(s, client, name, type, &t);
+    snap_free(s);
+    return rc == 0 ? 0 : 2;
+}
+
+static int cmd_status(const char *config, const char *control)
+{
+    char path[4096];
+    if (control == NULL) {
+        if (config == NULL) {
+            fprintf(stderr, "steerdns status: give -c FILE or --control PATH\n");
+            return 2;
+        }
+        int rc = snap_read_control(config, path, sizeof(path));
+        if (rc != 0) {
+            fprintf(stderr, "steerdns status: %s sets no server.control socket\n", config);
+            return 1;
+        }
+        control = path;
+    }
+    if (control_request(control, "status") != 0) {
+        fprintf(stderr, "steerdns status: no server answers on %s\n", control);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    enum { OPT_CLIENT = 256, OPT_OFFLINE, OPT_CONTROL };
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
+        {"client", required_argument, NULL, OPT_CLIENT},
+        {"offline", no_argument, NULL, OPT_OFFLINE},
+        {"control", required_argument, NULL, OPT_CONTROL},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    const char *config = NULL;
+    const char *config = NULL, *client = NULL, *control = NULL, *cmd = NULL;
+    const char *pos[4] = {NULL};
+    int npos = 0;
+    bool offline = false;
     int c;
-    while ((c = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+    /* Options may come before or after the command. */
+    while (optind < argc) {
+        if ((c = getopt_long(argc, argv, "-c:hV", opts, NULL)) == -1)
+            break;
         switch (c) {
+        case 1:
+            if (cmd == NULL)
+                cmd = optarg;
+            else if (npos < 4)
+                pos[npos++] = optarg;
+            else {
+                fprintf(stderr, "steerdns: too many arguments\n");
+                return 2;
+            }
+            break;
         case 'c':
             config = optarg;
+            break;
+        case OPT_CLIENT:
+            client = optarg;
+            break;
+        case OPT_OFFLINE:
+            offline = true;
+            break;
+        case OPT_CONTROL:
+            control = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -300,38 +498,30 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind >= argc) {
+    if (cmd == NULL) {
         usage(stderr);
         return 2;
-    }
-    const char *cmd = argv[optind++];
-    /* Options may also follow the command: steerdns check -c FILE. */
-    int sub_argc = argc - optind + 1;
-    char **sub_argv = argv + optind - 1;
-    optind = 1;
-    while ((c = getopt_long(sub_argc, sub_argv, "c:hV", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("steerdns %s\n", STEERDNS_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
     }
     if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "check") == 0) {
         if (config == NULL) {
             fprintf(stderr, "steerdns %s: give the configuration file with -c FILE\n", cmd);
             return 2;
         }
+        if (npos) {
+            fprintf(stderr, "steerdns %s: unexpected argument '%s'\n", cmd, pos[0]);
+            return 2;
+        }
         return strcmp(cmd, "serve") == 0 ? cmd_serve(config) : cmd_check(config);
     }
+    if (strcmp(cmd, "explain") == 0) {
+        if (client == NULL || npos < 1 || npos > 2) {
+            fprintf(stderr, "usage: steerdns explain -c FILE --client ADDR[/PREFIX] NAME [TYPE]\n");
+            return 2;
+        }
+        return cmd_explain(config, control, client, pos[0], npos > 1 ? pos[1] : NULL, offline);
+    }
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(config, control);
     fprintf(stderr, "steerdns: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

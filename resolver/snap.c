@@ -15,16 +15,27 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/dname.h"
 #include "core/yconf.h"
 
 typedef struct top {
     const yconf_node_t *server;
     const yconf_node_t *zones;
+    const yconf_node_t *geo;
+    const yconf_node_t *regions;
+    const yconf_node_t *clusters;
+    const yconf_node_t *health;
+    const yconf_node_t *resolvers;
 } top_t;
 
 static const yconf_key_t top_table[] = {
     {"server", YCONF_T_MAP, offsetof(top_t, server), 0, 0, NULL, 0, NULL, NULL},
     {"zones", YCONF_T_SEQ, offsetof(top_t, zones), 0, 0, NULL, 0, NULL, NULL},
+    {"geo", YCONF_T_MAP, offsetof(top_t, geo), 0, 0, NULL, 0, NULL, NULL},
+    {"regions", YCONF_T_MAP, offsetof(top_t, regions), 0, 0, NULL, 0, NULL, NULL},
+    {"clusters", YCONF_T_MAP, offsetof(top_t, clusters), 0, 0, NULL, 0, NULL, NULL},
+    {"health", YCONF_T_MAP, offsetof(top_t, health), 0, 0, NULL, 0, NULL, NULL},
+    {"resolvers", YCONF_T_MAP, offsetof(top_t, resolvers), 0, 0, NULL, 0, NULL, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL},
 };
 
@@ -81,7 +92,14 @@ static const yconf_key_t tcp_table[] = {
     {NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL},
 };
 
-static void parse_server(const yconf_node_t *node, snap_t *s, diag_list_t *d)
+static const char *resolve_path(arena_t *a, const char *base_dir, const char *p)
+{
+    if (p == NULL || p[0] == '/' || base_dir == NULL)
+        return p;
+    return arena_sprintf(a, "%s/%s", base_dir, p);
+}
+
+static void parse_server(const yconf_node_t *node, snap_t *s, diag_list_t *d, const char *base_dir)
 {
     server_raw_t r = {0};
     yconf_apply(node, server_table, &r, s->arena, d, "server", NULL);
@@ -92,7 +110,7 @@ static void parse_server(const yconf_node_t *node, snap_t *s, diag_list_t *d)
     sv->ecs = r.ecs;
     sv->ecs_max_v4 = r.ecs_max_v4;
     sv->ecs_max_v6 = r.ecs_max_v6;
-    sv->control = r.control;
+    sv->control = resolve_path(s->arena, base_dir, r.control);
     sv->log_level = r.log_level;
     sv->max_config_bytes = r.max_config_bytes;
     sv->max_zones = r.max_zones;
@@ -138,6 +156,197 @@ static void parse_server(const yconf_node_t *node, snap_t *s, diag_list_t *d)
     }
 }
 
+/* The carriers geo declares, for messages. */
+static void carrier_list(const geo_t *g, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    size_t o = 0;
+    size_t n = geo_carrier_count(g);
+    for (size_t i = 0; i < n && o + 2 < size; i++) {
+        int w = snprintf(buf + o, size - o, "%s%s", i ? ", " : "", geo_carrier_name(g, (uint16_t)i));
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
+    if (n == 0)
+        snprintf(buf, size, "none: declare them in geo.carriers");
+}
+
+/* Clusters name carriers; geo declares them: join the two. */
+static void map_carriers(snap_t *s, diag_list_t *d)
+{
+    uint32_t n = s->topo ? health_topo_clusters(s->topo) : 0;
+    s->cluster_carrier = arena_calloc(s->arena, n ? n : 1, sizeof(uint16_t));
+    for (uint32_t i = 0; i < n; i++) {
+        const health_cluster_t *cl = health_topo_cluster(s->topo, i);
+        s->cluster_carrier[i] = GEO_NONE;
+        if (cl->carrier == NULL)
+            continue;
+        int id = geo_carrier_find(s->geo, cl->carrier);
+        if (id < 0) {
+            char known[512];
+            carrier_list(s->geo, known, sizeof(known));
+            yconf_error(d, cl->carrier_node, "clusters.%s.carrier: unknown carrier '%s' (known: %s)",
+                        cl->name, cl->carrier, known);
+            continue;
+        }
+        s->cluster_carrier[i] = (uint16_t)id;
+    }
+    for (size_t z = 0; s->zones && z < zones_count(s->zones); z++) {
+        const zones_zone_t *zz = zones_get(s->zones, z);
+        if (zz->carrier && geo_carrier_find(s->geo, zz->carrier) < 0) {
+            char known[512];
+            carrier_list(s->geo, known, sizeof(known));
+            yconf_error(d, zz->carrier_node, "zone carrier: unknown carrier '%s' (known: %s)",
+                        zz->carrier, known);
+        }
+    }
+}
+
+static plugin_inst_t *new_instance(snap_t *s, const plugin_desc_t *desc, const yconf_node_t *cfg,
+                                   const char *path, const plugin_env_t *env, diag_list_t *d)
+{
+    plugin_inst_t *pi = arena_calloc(s->arena, 1, sizeof(*pi));
+    pi->desc = desc;
+    pi->path = arena_strdup(s->arena, path);
+    if (desc->create(env, cfg, pi->path, s->arena, d, &pi->inst, &pi->decl) != 0)
+        return NULL;
+    if (pi->decl.nsets == 0 || pi->decl.nsets > PLUGIN_MAX_SETS) {
+        yconf_error(d, cfg, "%s: the plugin declared %u answer sets", path, pi->decl.nsets);
+        return NULL;
+    }
+    s->plugins[s->nplugins++] = pi;
+    return pi;
+}
+
+typedef struct named {
+    const char *plugin, *name;
+    plugin_inst_t *pi;
+} named_t;
+
+typedef struct plugin_walk {
+    snap_t *s;
+    diag_list_t *d;
+    const named_t *named;
+    size_t nn;
+    const plugin_env_t *env;
+} plugin_walk_t;
+
+/* One name that uses a plugin: `app: {steer: downloads}` refers to the
+ * named instance resolvers.steer.downloads; `img: {weighted: {...}}` is an
+ * inline configuration (an instance of its own). */
+static void plugin_visit(void *ctx, const zones_node_t *n)
+{
+    plugin_walk_t *w = ctx;
+    if (n->resolver == NULL)
+        return;
+    const yconf_node_t *ref = n->resolver;
+    char owner[DNAME_STRLEN];
+    dname_to_str(n->name, owner, sizeof(owner));
+    if (ref->u.map.n != 1) {
+        yconf_error(w->d, ref, "'%s': a resolver is one plugin name and its settings, such as {steer: downloads} (plugins: %s)",
+                    owner, plugin_names());
+        return;
+    }
+    const yconf_node_t *k = ref->u.map.pairs[0].key;
+    const yconf_node_t *v = ref->u.map.pairs[0].value;
+    const plugin_desc_t *desc = plugin_find(k->u.scalar.str);
+    if (desc == NULL) {
+        yconf_error(w->d, k, "'%s': unknown plugin '%s' (known: %s)", owner, k->u.scalar.str,
+                    plugin_names());
+        return;
+    }
+    const plugin_inst_t *pi = NULL;
+    bool by_name = v->kind == YCONF_SCALAR && !yconf_is_null(v) && strcmp(desc->name, "static") != 0;
+    if (by_name) {
+        bool found = false;
+        for (size_t i = 0; i < w->nn && !found; i++)
+            if (strcmp(w->named[i].plugin, desc->name) == 0 &&
+                strcmp(w->named[i].name, v->u.scalar.str) == 0) {
+                pi = w->named[i].pi;
+                found = true;
+            }
+        if (!found) {
+            char known[512] = "";
+            size_t o = 0;
+            for (size_t i = 0; i < w->nn && o + 2 < sizeof(known); i++) {
+                if (strcmp(w->named[i].plugin, desc->name) != 0)
+                    continue;
+                int x = snprintf(known + o, sizeof(known) - o, "%s%s", o ? ", " : "", w->named[i].name);
+                if (x > 0)
+                    o += (size_t)x;
+            }
+            yconf_error(w->d, v, "'%s': no resolvers.%s.%s is defined (defined: %s)", owner,
+                        desc->name, v->u.scalar.str, o ? known : "none");
+            return;
+        }
+        if (pi == NULL)
+            return; /* the named instance's own errors are reported already */
+    } else {
+        char path[DNAME_STRLEN + 64];
+        snprintf(path, sizeof(path), "%s %s", owner, desc->name);
+        pi = new_instance(w->s, desc, v, path, w->env, w->d);
+        if (pi == NULL)
+            return;
+    }
+    answer_compile_plugin(w->s->answers, n, pi, w->s->arena, w->d);
+}
+
+/* Create the named instances (resolvers.PLUGIN.NAME), then the inline ones
+ * of the names that use a plugin, and compile their answers. */
+static void build_plugins(snap_t *s, const yconf_node_t *resolvers, diag_list_t *d)
+{
+    plugin_env_t env = {
+        .geo = s->geo,
+        .topo = s->topo,
+        .cluster_carrier = s->cluster_carrier,
+        .ecs_max_v4 = s->server.ecs_max_v4,
+        .ecs_max_v6 = s->server.ecs_max_v6,
+    };
+    size_t nnamed = 0;
+    if (resolvers)
+        for (size_t i = 0; i < resolvers->u.map.n; i++) {
+            const yconf_node_t *v = resolvers->u.map.pairs[i].value;
+            if (v->kind == YCONF_MAP)
+                nnamed += v->u.map.n;
+        }
+    s->plugins = arena_calloc(s->arena, zones_node_count(s->zones) + nnamed + 1, sizeof(*s->plugins));
+    named_t *named = arena_calloc(s->arena, nnamed ? nnamed : 1, sizeof(named_t));
+    size_t nn = 0;
+    for (size_t i = 0; resolvers && i < resolvers->u.map.n; i++) {
+        const yconf_node_t *k = resolvers->u.map.pairs[i].key;
+        const yconf_node_t *v = resolvers->u.map.pairs[i].value;
+        const plugin_desc_t *desc = plugin_find(k->u.scalar.str);
+        if (desc == NULL) {
+            yconf_error(d, k, "resolvers: unknown plugin '%s' (known: %s)", k->u.scalar.str,
+                        plugin_names());
+            continue;
+        }
+        char path[300];
+        snprintf(path, sizeof(path), "resolvers.%s", k->u.scalar.str);
+        if (!yconf_expect(d, v, YCONF_MAP, path))
+            continue;
+        for (size_t j = 0; j < v->u.map.n; j++) {
+            const yconf_node_t *nk = v->u.map.pairs[j].key;
+            snprintf(path, sizeof(path), "resolvers.%s.%s", k->u.scalar.str, nk->u.scalar.str);
+            plugin_inst_t *pi = new_instance(s, desc, v->u.map.pairs[j].value, path, &env, d);
+            named[nn++] = (named_t){desc->name, nk->u.scalar.str, pi};
+        }
+    }
+    plugin_walk_t w = {s, d, named, nn, &env};
+    zones_foreach_node(s->zones, plugin_visit, &w);
+}
+
+void snap_update_plugins(snap_t *s, uint64_t now_ms)
+{
+    if (s->topo == NULL)
+        return;
+    plugin_update_t u = {health_table_acquire(s->topo), now_ms};
+    for (size_t i = 0; i < s->nplugins; i++)
+        if (s->plugins[i]->desc->update)
+            s->plugins[i]->desc->update(s->plugins[i]->inst, &u);
+}
+
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -164,7 +373,26 @@ int snap_build(const char *path, diag_list_t *d, snap_t **out)
     }
     top_t top = {0};
     yconf_apply(root, top_table, &top, s->arena, d, "", NULL);
-    parse_server(top.server, s, d);
+    parse_server(top.server, s, d, base_dir);
+
+    /* Regions, clusters and servers (health), then the classifier (geo),
+     * which needs the regions' names and match keys, then the carriers
+     * clusters name, checked against geo's. */
+    if (top.regions || top.clusters || top.health) {
+        health_config_in_t hin = {top.regions, top.clusters, top.health, base_dir};
+        health_topo_build(&hin, s->arena, d, &s->topo);
+    }
+    {
+        uint32_t nr = s->topo ? health_topo_regions(s->topo) : 0;
+        geo_region_def_t *defs = arena_calloc(s->arena, nr ? nr : 1, sizeof(*defs));
+        for (uint32_t i = 0; i < nr; i++) {
+            const health_region_t *r = health_topo_region(s->topo, i);
+            defs[i] = (geo_region_def_t){r->name, r->match};
+        }
+        geo_config_in_t gin = {top.geo, defs, nr, base_dir};
+        if (top.geo || nr > 0)
+            geo_build(&gin, s->arena, d, &s->geo);
+    }
 
     zones_config_in_t zin = {
         .zones = top.zones,
@@ -176,6 +404,9 @@ int snap_build(const char *path, diag_list_t *d, snap_t **out)
         diag_warn(d, &root->pos, "no zones: every query will be refused");
     if (zones_build(&zin, s->arena, d, &s->zones) == 0)
         answer_compile(s->zones, s->arena, d, &s->answers);
+    map_carriers(s, d);
+    if (s->answers)
+        build_plugins(s, top.resolvers, d);
 
     if (diag_errors(d) > before || s->zones == NULL || s->answers == NULL) {
         snap_free(s);
@@ -192,10 +423,35 @@ int snap_build(const char *path, diag_list_t *d, snap_t **out)
     return 0;
 }
 
+int snap_read_control(const char *path, char *out, size_t size)
+{
+    arena_t *a = arena_new();
+    diag_list_t d;
+    diag_init(&d);
+    const yconf_node_t *root;
+    int rc = yconf_parse_file(a, path, 0, &d, &root);
+    if (rc == 0) {
+        const yconf_node_t *c = yconf_map_get(yconf_map_get(root, "server"), "control");
+        if (c == NULL || c->kind != YCONF_SCALAR || yconf_is_null(c)) {
+            rc = -ENOENT;
+        } else {
+            char *dircopy = arena_strdup(a, path);
+            snprintf(out, size, "%s", resolve_path(a, dirname(dircopy), c->u.scalar.str));
+        }
+    }
+    diag_clear(&d);
+    arena_free(a);
+    return rc;
+}
+
 void snap_free(snap_t *s)
 {
     if (s == NULL)
         return;
+    for (size_t i = 0; i < s->nplugins; i++)
+        if (s->plugins[i]->desc->destroy)
+            s->plugins[i]->desc->destroy(s->plugins[i]->inst);
+    geo_free(s->geo);
     arena_free(s->arena);
     free(s);
 }

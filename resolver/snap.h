@@ -22,7 +22,10 @@
 #include "core/arena.h"
 #include "core/diag.h"
 #include "core/netaddr.h"
+#include "geo/geo.h"
+#include "health/health.h"
 #include "resolver/answer.h"
+#include "resolver/plugin.h"
 #include "zones/zones.h"
 
 #define SNAP_MAX_LISTEN 16
@@ -55,8 +58,22 @@ typedef struct snap {
     zones_t *zones;
     answer_db_t *answers;
     answer_env_t env; /* what answer_respond reads */
+    geo_t *geo;                /* NULL without geo data */
+    health_topo_t *topo;       /* NULL without regions and clusters */
+    uint16_t *cluster_carrier; /* carrier id of each cluster (GEO_NONE: none) */
+    plugin_inst_t **plugins;   /* every plugin instance, named and inline */
+    size_t nplugins;
     size_t build_ms;
 } snap_t;
+
+/* Read only server.control from the configuration file at path (for the
+ * status and explain clients), resolved against the file's folder.
+ * Returns 0, -ENOENT when none is set, or another negative errno. */
+int snap_read_control(const char *path, char *out, size_t size);
+
+/* Run every plugin instance's update hook with the latest health table
+ * (main thread, after each health publication). */
+void snap_update_plugins(snap_t *s, uint64_t now_ms);
 
 /* Build and validate a snapshot from the configuration file at path.
  * Every problem goes to d with its position.  Returns 0 and sets *out, or a

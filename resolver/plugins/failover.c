@@ -1,0 +1,130 @@
+/*
+ * failover.c - the `failover` plugin: an ordered list of clusters, the
+ * first one that is up wins.
+ *
+ *     api: {failover: [primary, backup]}
+ *     api: {failover: {clusters: [primary, backup], ttl: 30, fallback: [192.0.2.1]}}
+ *
+ * "Up" is any state but DOWN (IDLE, BUSY, or not yet measured).  When every
+ * cluster is DOWN the answer is `fallback` if given, else the first cluster
+ * (never an empty answer while addresses exist).
+ */
+#include "resolver/plugin.h"
+
+typedef struct failover {
+    const health_topo_t *topo;
+    uint32_t n;
+    uint32_t *cluster; /* ids in order; set i answers cluster[i] */
+    bool has_fallback; /* set n is the fallback */
+} failover_t;
+
+typedef struct failover_cfg {
+    const yconf_node_t *clusters;
+    uint64_t ttl_ms;
+    const yconf_node_t *fallback;
+} failover_cfg_t;
+
+static const yconf_key_t failover_table[] = {
+    {"clusters", YCONF_T_SEQ, offsetof(failover_cfg_t, clusters), 0, 0, NULL, YCONF_REQUIRED,
+     NULL, NULL},
+    {"ttl", YCONF_T_DURATION, offsetof(failover_cfg_t, ttl_ms), 0, 2147483647000.0, "30", 0,
+     NULL, NULL},
+    {"fallback", YCONF_T_NODE, offsetof(failover_cfg_t, fallback), 0, 0, NULL, 0, NULL, NULL},
+    {NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL},
+};
+
+static int failover_create(const plugin_env_t *env, const yconf_node_t *cfg, const char *path,
+                           arena_t *a, diag_list_t *d, void **inst, plugin_decl_t *decl)
+{
+    failover_cfg_t c = {.ttl_ms = 30000};
+    const yconf_node_t *list = cfg;
+    char sub[300];
+    snprintf(sub, sizeof(sub), "%s", path);
+    if (cfg->kind == YCONF_MAP) {
+        if (yconf_apply(cfg, failover_table, &c, a, d, path, NULL) != 0)
+            return -22;
+        list = c.clusters;
+        snprintf(sub, sizeof(sub), "%s.clusters", path);
+    } else if (!yconf_expect(d, cfg, YCONF_SEQ, path)) {
+        return -22;
+    }
+    if (env->topo == NULL || health_topo_clusters(env->topo) == 0) {
+        yconf_error(d, cfg, "%s: failover needs clusters, and no clusters are configured", path);
+        return -22;
+    }
+    size_t n = list->u.seq.n;
+    if (n == 0) {
+        yconf_error(d, list, "%s: at least one cluster is needed", sub);
+        return -22;
+    }
+    failover_t *f = arena_calloc(a, 1, sizeof(*f));
+    f->topo = env->topo;
+    f->cluster = arena_calloc(a, n, sizeof(uint32_t));
+    plugin_set_t *sets = arena_calloc(a, n + 1, sizeof(*sets));
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        const yconf_node_t *it = list->u.seq.items[i];
+        int64_t id = it->kind == YCONF_SCALAR ? health_topo_find_cluster(env->topo, it->u.scalar.str) : -1;
+        if (id < 0) {
+            yconf_error(d, it, "%s[%zu]: unknown cluster '%s'", sub, i,
+                        it->kind == YCONF_SCALAR ? it->u.scalar.str : "?");
+            ok = false;
+            continue;
+        }
+        const health_cluster_t *cl = health_topo_cluster(env->topo, (uint32_t)id);
+        f->cluster[f->n++] = (uint32_t)id;
+        sets[i] = (plugin_set_t){cl->entry4, cl->n_entry4, cl->entry6, cl->n_entry6};
+    }
+    if (c.fallback) {
+        char fp[320];
+        snprintf(fp, sizeof(fp), "%s.fallback", path);
+        if (!plugin_parse_addresses(c.fallback, fp, a, d, &sets[n]))
+            ok = false;
+        f->has_fallback = true;
+    }
+    if (!ok)
+        return -22;
+    decl->sets = sets;
+    decl->nsets = f->n + (f->has_fallback ? 1 : 0);
+    decl->ttl = (uint32_t)(c.ttl_ms / 1000);
+    *inst = f;
+    return 0;
+}
+
+static void failover_explain(const void *inst, const plugin_query_t *q, plugin_result_t *r,
+                             const trace_t *t)
+{
+    (void)q;
+    const failover_t *f = inst;
+    const health_table_t *tab = health_table_acquire(f->topo);
+    r->ttl = UINT32_MAX;
+    r->scope = 0;
+    for (uint32_t i = 0; i < f->n; i++) {
+        health_state_t s = health_cluster_state(tab, f->cluster[i]);
+        if (trace_on(t))
+            trace_printf(t, "failover: %u. %s: %s", i + 1,
+                         health_topo_cluster(f->topo, f->cluster[i])->name, health_state_str(s));
+        if (s != HEALTH_DOWN) {
+            r->set = i;
+            trace_printf(t, "failover: chose %s, the first cluster that is up",
+                         health_topo_cluster(f->topo, f->cluster[i])->name);
+            return;
+        }
+    }
+    r->set = f->has_fallback ? f->n : 0;
+    trace_printf(t, "failover: every cluster is DOWN: %s",
+                 f->has_fallback ? "answering the fallback addresses" : "answering the first cluster");
+}
+
+static void failover_resolve(const void *inst, const plugin_query_t *q, plugin_result_t *r)
+{
+    failover_explain(inst, q, r, NULL);
+}
+
+const plugin_desc_t plugin_failover = {
+    .abi = PLUGIN_ABI_VERSION,
+    .name = "failover",
+    .create = failover_create,
+    .resolve = failover_resolve,
+    .explain = failover_explain,
+};
