@@ -35,7 +35,7 @@
 
 /* At most this many regions and carriers (ids are uint16_t, GEO_NONE
  * excluded). */
-#define GEO_MAX_REGIONS 65534u
+#define GEO_MAX_REGIONS  65534u
 #define GEO_MAX_CARRIERS 65534u
 
 /* A region the configuration declares.  The snapshot builder parses the
@@ -48,8 +48,8 @@ typedef struct geo_region_def {
 } geo_region_def_t;
 
 typedef struct geo_config_in {
-    const yconf_node_t *section;      /* the top-level `geo:` mapping, or NULL: no geo data */
-    const geo_region_def_t *regions;  /* region ids are indexes into this array */
+    const yconf_node_t *section;     /* the top-level `geo:` mapping, or NULL: no geo data */
+    const geo_region_def_t *regions; /* region ids are indexes into this array */
     size_t nregions;
     const char *base_dir; /* relative paths resolve against it; NULL = current directory */
 } geo_config_in_t;

@@ -14,15 +14,12 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/mman.h>
 
-#define GEO_MAX_FILES 8      /* files per source kind */
-#define GEO_MAX_NETS 1000000 /* nets overrides */
+#define GEO_MAX_FILES 8       /* files per source kind */
+#define GEO_MAX_NETS  1000000 /* nets overrides */
 
 /* ---- small helpers ---- */
 
@@ -54,17 +51,14 @@ static uint64_t str_hash(const char *s, size_t n)
 
 const char *geo__intern(geo_t *g, const char *s, size_t len)
 {
-    if (len == 0)
-        return "";
+    if (len == 0) return "";
     struct geo__strset *t = g_strs_of(g);
     if ((t->n + 1) * 2 > t->cap) {
         size_t ncap = t->cap ? t->cap * 2 : 1024;
         const char **ns = calloc(ncap, sizeof(*ns));
-        if (ns == NULL)
-            abort();
+        if (ns == NULL) abort();
         for (size_t i = 0; i < t->cap; i++) {
-            if (t->s[i] == NULL)
-                continue;
+            if (t->s[i] == NULL) continue;
             size_t j = str_hash(t->s[i], strlen(t->s[i])) & (ncap - 1);
             while (ns[j])
                 j = (j + 1) & (ncap - 1);
@@ -76,8 +70,7 @@ const char *geo__intern(geo_t *g, const char *s, size_t len)
     }
     size_t j = str_hash(s, len) & (t->cap - 1);
     while (t->s[j]) {
-        if (strncmp(t->s[j], s, len) == 0 && t->s[j][len] == '\0')
-            return t->s[j];
+        if (strncmp(t->s[j], s, len) == 0 && t->s[j][len] == '\0') return t->s[j];
         j = (j + 1) & (t->cap - 1);
     }
     char *c = arena_strndup(g->arena, s, len);
@@ -92,8 +85,7 @@ static struct geo__strset *g_strs_of(geo_t *g)
 {
     if (g->strs == NULL) {
         g->strs = calloc(1, sizeof(*g->strs));
-        if (g->strs == NULL)
-            abort();
+        if (g->strs == NULL) abort();
     }
     return g->strs;
 }
@@ -148,11 +140,9 @@ static bool scalar_ok(diag_list_t *d, const yconf_node_t *n, const char *path)
 static size_t string_list(geo_t *g, const yconf_node_t *n, const char *path, size_t max,
                           const yconf_node_t **items, const char **paths, diag_list_t *d)
 {
-    if (n == NULL)
-        return 0;
+    if (n == NULL) return 0;
     if (n->kind == YCONF_SCALAR) {
-        if (!scalar_ok(d, n, path))
-            return 0;
+        if (!scalar_ok(d, n, path)) return 0;
         items[0] = n;
         paths[0] = arena_strdup(g->arena, path);
         return 1;
@@ -172,8 +162,7 @@ static size_t string_list(geo_t *g, const yconf_node_t *n, const char *path, siz
     size_t k = 0;
     for (size_t i = 0; i < n->u.seq.n; i++) {
         const char *p = arena_sprintf(g->arena, "%s[%zu]", path, i);
-        if (!scalar_ok(d, n->u.seq.items[i], p))
-            continue;
+        if (!scalar_ok(d, n->u.seq.items[i], p)) continue;
         items[k] = n->u.seq.items[i];
         paths[k++] = p;
     }
@@ -215,8 +204,7 @@ static bool path_split(geo_t *g, const char *text, const char ***out, const char
             return false;
         }
         parts[n++] = arena_strndup(g->arena, p, len);
-        if (!dot)
-            break;
+        if (!dot) break;
         p = dot + 1;
     }
     const char **arr = arena_calloc(g->arena, n + 1, sizeof(*arr));
@@ -240,8 +228,7 @@ static void field_set_default(geo_t *g, geo__field_t *f, const char *name, const
 static void field_parse(geo_t *g, geo__field_t *f, const yconf_node_t *n, const char *path,
                         diag_list_t *d)
 {
-    if (n == NULL)
-        return;
+    if (n == NULL) return;
     f->node = n;
     if (yconf_is_null(n)) {
         f->nalts = 0;
@@ -254,8 +241,7 @@ static void field_parse(geo_t *g, geo__field_t *f, const yconf_node_t *n, const 
         return;
     }
     size_t k = string_list(g, n, path, GEO__MAX_ALTS, items, paths, d);
-    if (k == 0)
-        return;
+    if (k == 0) return;
     geo__field_t nf = {.name = f->name, .node = n};
     for (size_t i = 0; i < k; i++) {
         const char *why;
@@ -283,10 +269,8 @@ static size_t mkey_slot(const geo_t *g, const char *key)
 uint16_t geo__region_of(const geo_t *g, const char cc[2], const char *subdiv,
                         const geo__mkey_t **which)
 {
-    if (which)
-        *which = NULL;
-    if (g->nmkeys == 0 || cc[0] == '\0')
-        return GEO_NONE;
+    if (which) *which = NULL;
+    if (g->nmkeys == 0 || cc[0] == '\0') return GEO_NONE;
     char key[300];
     key[0] = (char)tolower((unsigned char)cc[0]);
     key[1] = (char)tolower((unsigned char)cc[1]);
@@ -300,16 +284,14 @@ uint16_t geo__region_of(const geo_t *g, const char cc[2], const char *subdiv,
         key[3 + sl] = '\0';
         size_t j = mkey_slot(g, key);
         if (g->mkeys[j].key) {
-            if (which)
-                *which = &g->mkeys[j];
+            if (which) *which = &g->mkeys[j];
             return g->mkeys[j].region;
         }
     }
     key[2] = '\0';
     size_t j = mkey_slot(g, key);
     if (g->mkeys[j].key) {
-        if (which)
-            *which = &g->mkeys[j];
+        if (which) *which = &g->mkeys[j];
         return g->mkeys[j].region;
     }
     return GEO_NONE;
@@ -320,8 +302,7 @@ static void regions_parse(geo_t *g, const geo_config_in_t *in, diag_list_t *d)
     size_t total = 0;
     for (size_t r = 0; r < in->nregions; r++) {
         const yconf_node_t *m = in->regions[r].match;
-        if (m && m->kind == YCONF_SEQ)
-            total += m->u.seq.n;
+        if (m && m->kind == YCONF_SEQ) total += m->u.seq.n;
     }
     g->mkcap = 16;
     while (g->mkcap < total * 2 + 16)
@@ -331,18 +312,15 @@ static void regions_parse(geo_t *g, const geo_config_in_t *in, diag_list_t *d)
     for (size_t r = 0; r < in->nregions; r++) {
         const geo_region_def_t *rd = &in->regions[r];
         const yconf_node_t *m = rd->match;
-        if (m == NULL || yconf_is_null(m))
-            continue;
+        if (m == NULL || yconf_is_null(m)) continue;
         char path[300];
         snprintf(path, sizeof(path), "regions.%s.match", rd->name);
-        if (!yconf_expect(d, m, YCONF_SEQ, path))
-            continue;
+        if (!yconf_expect(d, m, YCONF_SEQ, path)) continue;
         for (size_t i = 0; i < m->u.seq.n; i++) {
             const yconf_node_t *k = m->u.seq.items[i];
             char ipath[340];
             snprintf(ipath, sizeof(ipath), "%.300s[%zu]", path, i);
-            if (!scalar_ok(d, k, ipath))
-                continue;
+            if (!scalar_ok(d, k, ipath)) continue;
             const char *s = k->u.scalar.str;
             size_t n = k->u.scalar.len;
             bool ok = n >= 2 && isalpha((unsigned char)s[0]) && isalpha((unsigned char)s[1]) &&
@@ -363,12 +341,12 @@ static void regions_parse(geo_t *g, const geo_config_in_t *in, diag_list_t *d)
             low[n] = '\0';
             size_t j = mkey_slot(g, low);
             if (g->mkeys[j].key) {
-                yconf_error(d, k, "%s: '%s' is already matched by region '%s' (line %u)", ipath,
-                            s, g->regions[g->mkeys[j].region], g->mkeys[j].pos.line);
+                yconf_error(d, k, "%s: '%s' is already matched by region '%s' (line %u)", ipath, s,
+                            g->regions[g->mkeys[j].region], g->mkeys[j].pos.line);
                 continue;
             }
-            g->mkeys[j] = (geo__mkey_t){.key = arena_strdup(g->arena, low),
-                                        .region = (uint16_t)r, .pos = k->pos};
+            g->mkeys[j] = (geo__mkey_t){
+                .key = arena_strdup(g->arena, low), .region = (uint16_t)r, .pos = k->pos};
             g->nmkeys++;
         }
     }
@@ -383,28 +361,23 @@ typedef struct carrier_conf {
 static const yconf_key_t carrier_table[] = {
     {"asns", YCONF_T_SEQ, offsetof(carrier_conf_t, asns), 0, 0, NULL, 0, NULL, NULL},
     {"cidrs", YCONF_T_SEQ, offsetof(carrier_conf_t, cidrs), 0, 0, NULL, 0, NULL, NULL},
-    {"cidr_files", YCONF_T_NODE, offsetof(carrier_conf_t, cidr_files), 0, 0, NULL, 0, NULL,
-     NULL},
+    {"cidr_files", YCONF_T_NODE, offsetof(carrier_conf_t, cidr_files), 0, 0, NULL, 0, NULL, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL},
 };
 
 static bool name_ok(const char *s)
 {
-    if (*s == '\0')
-        return false;
+    if (*s == '\0') return false;
     for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.')
-            return false;
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-' && *s != '.') return false;
     return true;
 }
 
 static bool parse_asn(const char *s, uint32_t *out)
 {
-    if ((s[0] == 'A' || s[0] == 'a') && (s[1] == 'S' || s[1] == 's'))
-        s += 2;
+    if ((s[0] == 'A' || s[0] == 'a') && (s[1] == 'S' || s[1] == 's')) s += 2;
     uint64_t v;
-    if (yconf_str_to_u64(s, &v) != 0 || v == 0 || v > UINT32_MAX)
-        return false;
+    if (yconf_str_to_u64(s, &v) != 0 || v == 0 || v > UINT32_MAX) return false;
     *out = (uint32_t)v;
     return true;
 }
@@ -450,8 +423,8 @@ static void carriers_parse(geo_t *g, const yconf_node_t *map, diag_list_t *d)
             }
             uint32_t prev = geo__u32map_get(g->asn_carrier, asn);
             if (prev != GEO__NOVAL) {
-                yconf_error(d, a, "%s: AS%u already belongs to carrier '%s' (line %u)", ipath,
-                            asn, g->carriers[prev], geo__u32map_get(asn_line, asn));
+                yconf_error(d, a, "%s: AS%u already belongs to carrier '%s' (line %u)", ipath, asn,
+                            g->carriers[prev], geo__u32map_get(asn_line, asn));
                 continue;
             }
             geo__u32map_put(g->asn_carrier, asn, id);
@@ -461,8 +434,7 @@ static void carriers_parse(geo_t *g, const yconf_node_t *map, diag_list_t *d)
             const yconf_node_t *c = cc.cidrs->u.seq.items[j];
             char ipath[340];
             snprintf(ipath, sizeof(ipath), "%s.cidrs[%zu]", path, j);
-            if (!scalar_ok(d, c, ipath))
-                continue;
+            if (!scalar_ok(d, c, ipath)) continue;
             geo__carrier_cidr_add(g, c->u.scalar.str, id, &c->pos, ipath, d);
         }
         if (cc.cidr_files) {
@@ -472,8 +444,8 @@ static void carriers_parse(geo_t *g, const yconf_node_t *map, diag_list_t *d)
             snprintf(fpath, sizeof(fpath), "%s.cidr_files", path);
             size_t nf = string_list(g, cc.cidr_files, fpath, 64, items, paths, d);
             for (size_t j = 0; j < nf; j++)
-                geo__cidr_file_load(g, geo__path(g, items[j]->u.scalar.str), items[j], paths[j],
-                                    id, d);
+                geo__cidr_file_load(g, geo__path(g, items[j]->u.scalar.str), items[j], paths[j], id,
+                                    d);
         }
     }
     geo__u32map_free(asn_line);
@@ -482,10 +454,8 @@ static void carriers_parse(geo_t *g, const yconf_node_t *map, diag_list_t *d)
 static int ccidr_cmp(const void *pa, const void *pb)
 {
     const geo__pfx_t *a = pa, *b = pb;
-    if (a->start != b->start)
-        return a->start < b->start ? -1 : 1;
-    if (a->len != b->len)
-        return a->len < b->len ? -1 : 1;
+    if (a->start != b->start) return a->start < b->start ? -1 : 1;
+    if (a->len != b->len) return a->len < b->len ? -1 : 1;
     return a->prio < b->prio ? -1 : a->prio > b->prio;
 }
 
@@ -493,13 +463,11 @@ static int ccidr_cmp(const void *pa, const void *pb)
  * place (nested networks are fine: the longest prefix wins). */
 static void carriers_check_conflicts(geo_t *g, geo__pfxvec_t *set, diag_list_t *d)
 {
-    if (set->n < 2)
-        return;
+    if (set->n < 2) return;
     qsort(set->v, set->n, sizeof(*set->v), ccidr_cmp);
     for (size_t i = 1; i < set->n; i++) {
         const geo__pfx_t *a = &set->v[i - 1], *b = &set->v[i];
-        if (a->start != b->start || a->len != b->len || a->val == b->val)
-            continue;
+        if (a->start != b->start || a->len != b->len || a->val == b->val) continue;
         const geo__ccidr_t *first = &g->ccidrs[a->prio], *second = &g->ccidrs[b->prio];
         char net[NETADDR_STRLEN];
         netaddr_format(&second->pfx, true, net, sizeof(net));
@@ -553,18 +521,19 @@ static void nets_parse(geo_t *g, const yconf_node_t *map, diag_list_t *d)
             yconf_error(d, v, "%s: sets neither region nor carrier", path);
             continue;
         }
-        if (yconf_apply(v, net_table, &nc, g->arena, d, path, vn) != 0)
-            continue;
-        geo__net_t net = {.pfx = pfx, .region = GEO_NONE, .carrier = GEO_NONE,
-                          .key = arena_strdup(g->arena, key), .pos = k->pos};
+        if (yconf_apply(v, net_table, &nc, g->arena, d, path, vn) != 0) continue;
+        geo__net_t net = {.pfx = pfx,
+                          .region = GEO_NONE,
+                          .carrier = GEO_NONE,
+                          .key = arena_strdup(g->arena, key),
+                          .pos = k->pos};
         if (nc.region) {
             size_t r;
             for (r = 0; r < g->nregions; r++)
-                if (strcmp(g->regions[r], nc.region) == 0)
-                    break;
+                if (strcmp(g->regions[r], nc.region) == 0) break;
             if (r == g->nregions) {
-                yconf_error(d, vn[0], "%s.region: unknown region '%s' (known: %s)", path,
-                            nc.region, rknown);
+                yconf_error(d, vn[0], "%s.region: unknown region '%s' (known: %s)", path, nc.region,
+                            rknown);
                 good = false;
             } else {
                 net.region = (uint16_t)r;
@@ -573,8 +542,7 @@ static void nets_parse(geo_t *g, const yconf_node_t *map, diag_list_t *d)
         if (nc.carrier) {
             size_t c;
             for (c = 0; c < g->ncarriers; c++)
-                if (strcmp(g->carriers[c], nc.carrier) == 0)
-                    break;
+                if (strcmp(g->carriers[c], nc.carrier) == 0) break;
             if (c == g->ncarriers) {
                 yconf_error(d, vn[1], "%s.carrier: unknown carrier '%s' (known: %s)", path,
                             nc.carrier, cknown);
@@ -587,8 +555,7 @@ static void nets_parse(geo_t *g, const yconf_node_t *map, diag_list_t *d)
             yconf_error(d, v, "%s: sets neither region nor carrier", path);
             continue;
         }
-        if (!good)
-            continue;
+        if (!good) continue;
         /* The same network written twice (another spelling). */
         bool dup = false;
         for (size_t j = 0; j < g->nnets; j++) {
@@ -601,8 +568,7 @@ static void nets_parse(geo_t *g, const yconf_node_t *map, diag_list_t *d)
                 break;
             }
         }
-        if (dup)
-            continue;
+        if (dup) continue;
         uint32_t idx = (uint32_t)g->nnets;
         g->nets[g->nnets++] = net;
         geo__pfxvec_push(pfx.family == 4 ? &g->nets4 : &g->nets6,
@@ -614,16 +580,13 @@ static void nets_parse(geo_t *g, const yconf_node_t *map, diag_list_t *d)
 
 uint32_t geo__asn_record(geo_t *g, uint32_t asn, const char *org, size_t orglen)
 {
-    if (g->asn_index == NULL)
-        g->asn_index = geo__u32map_new();
+    if (g->asn_index == NULL) g->asn_index = geo__u32map_new();
     uint32_t idx = geo__u32map_get(g->asn_index, asn);
-    if (idx != GEO__NOVAL)
-        return idx;
+    if (idx != GEO__NOVAL) return idx;
     if (g->nasnr == g->capasnr) {
         g->capasnr = g->capasnr ? g->capasnr * 2 : 1024;
         geo__asnrec_t *n = realloc(g->asnr, g->capasnr * sizeof(*n));
-        if (n == NULL)
-            abort();
+        if (n == NULL) abort();
         g->asnr = n;
     }
     uint32_t car = g->asn_carrier ? geo__u32map_get(g->asn_carrier, asn) : GEO__NOVAL;
@@ -717,8 +680,7 @@ int geo_build(const geo_config_in_t *in, arena_t *a, diag_list_t *d, geo_t **out
 {
     size_t errors_before = diag_errors(d);
     geo_t *g = calloc(1, sizeof(*g));
-    if (g == NULL)
-        return -ENOMEM;
+    if (g == NULL) return -ENOMEM;
     g->arena = a;
     g->base_dir = in->base_dir ? arena_strdup(a, in->base_dir) : NULL;
 
@@ -735,8 +697,7 @@ int geo_build(const geo_config_in_t *in, arena_t *a, diag_list_t *d, geo_t **out
 
     geo_conf_t c = {0};
     const yconf_node_t *section = in->section;
-    if (section && yconf_is_null(section))
-        section = NULL;
+    if (section && yconf_is_null(section)) section = NULL;
     if (section)
         yconf_apply(section, geo_table_keys, &c, a, d, "geo", NULL);
     else
@@ -782,8 +743,7 @@ int geo_build(const geo_config_in_t *in, arena_t *a, diag_list_t *d, geo_t **out
 
     g->dbs = calloc(2 * GEO_MAX_FILES, sizeof(*g->dbs));
     g->csvs = calloc(GEO_MAX_FILES, sizeof(*g->csvs));
-    if (g->dbs == NULL || g->csvs == NULL)
-        abort();
+    if (g->dbs == NULL || g->csvs == NULL) abort();
     add_dbs(g, c.city_db, "geo.city_db", GEO__KIND_CITY, d);
     add_dbs(g, c.asn_db, "geo.asn_db", GEO__KIND_ASN, d);
     for (size_t i = 0; i < g->ndbs; i++)
@@ -817,12 +777,10 @@ int geo_build(const geo_config_in_t *in, arena_t *a, diag_list_t *d, geo_t **out
 
 void geo_free(geo_t *g)
 {
-    if (g == NULL)
-        return;
+    if (g == NULL) return;
     build_free_temp(g);
     for (size_t i = 0; i < g->ndbs; i++)
-        if (g->dbs[i].open)
-            MMDB_close(&g->dbs[i].db);
+        if (g->dbs[i].open) MMDB_close(&g->dbs[i].db);
     free(g->dbs);
     for (size_t i = 0; i < g->ncsvs; i++) {
         free(g->csvs[i].rows4);
@@ -845,17 +803,14 @@ size_t geo_carrier_count(const geo_t *g)
 
 const char *geo_carrier_name(const geo_t *g, uint16_t id)
 {
-    if (g == NULL || id >= g->ncarriers)
-        return NULL;
+    if (g == NULL || id >= g->ncarriers) return NULL;
     return g->carriers[id];
 }
 
 int geo_carrier_find(const geo_t *g, const char *name)
 {
-    if (g == NULL || name == NULL)
-        return -1;
+    if (g == NULL || name == NULL) return -1;
     for (size_t i = 0; i < g->ncarriers; i++)
-        if (strcmp(g->carriers[i], name) == 0)
-            return (int)i;
+        if (strcmp(g->carriers[i], name) == 0) return (int)i;
     return -1;
 }

@@ -37,8 +37,7 @@ static unsigned block_len(geo__u128 a, geo__u128 lo, geo__u128 hi, unsigned w)
     for (unsigned len = 0; len <= w; len++) {
         geo__u128 s = a & ~geo__ones(w - len) & geo__ones(w);
         geo__u128 e = s | geo__ones(w - len);
-        if (s >= lo && e <= hi)
-            return len;
+        if (s >= lo && e <= hi) return len;
     }
     return w;
 }
@@ -69,8 +68,7 @@ static const geo__ccidr_t *ccidr_match(const geo_t *g, const netaddr_t *a)
 static const geo__asnrec_t *asn_find(const geo_t *g, uint32_t asn)
 {
     for (size_t i = 0; i < g->nasnr; i++)
-        if (g->asnr[i].asn == asn)
-            return &g->asnr[i];
+        if (g->asnr[i].asn == asn) return &g->asnr[i];
     return NULL;
 }
 
@@ -97,13 +95,11 @@ static void explain_db(const geo_t *g, geo__mmdb_t *m, const netaddr_t *a, const
     int err = 0;
     MMDB_lookup_result_s r = MMDB_lookup_sockaddr(&m->db, (struct sockaddr *)&ss, &err);
     if (err != MMDB_SUCCESS) {
-        trace_printf(t, "geo: %s '%s': lookup failed: %s", m->cfgpath, m->path,
-                     MMDB_strerror(err));
+        trace_printf(t, "geo: %s '%s': lookup failed: %s", m->cfgpath, m->path, MMDB_strerror(err));
         return;
     }
     unsigned nm = r.netmask;
-    if (a->family == 4 && m->db.metadata.ip_version == 6)
-        nm = nm >= 96 ? nm - 96 : 0;
+    if (a->family == 4 && m->db.metadata.ip_version == 6) nm = nm >= 96 ? nm - 96 : 0;
     netaddr_t net = *a;
     net.bits = (uint8_t)nm;
     netaddr_mask(net.addr, net.family, nm);
@@ -147,16 +143,14 @@ static void explain_db(const geo_t *g, geo__mmdb_t *m, const netaddr_t *a, const
             trace_printf(t, "geo: %s '%s': network %s: no AS number", m->cfgpath, m->path, ns);
             return;
         }
-        if (!geo__mmdb_field_str(&g->asnf[GEO__F_ORG], &r.entry, buf[0], sizeof(buf[0]), &e,
-                                 &ty))
+        if (!geo__mmdb_field_str(&g->asnf[GEO__F_ORG], &r.entry, buf[0], sizeof(buf[0]), &e, &ty))
             snprintf(buf[0], sizeof(buf[0]), "-");
         trace_printf(t, "geo: %s '%s': network %s: AS%.0f (%s)", m->cfgpath, m->path, ns, asn,
                      buf[0]);
     }
 }
 
-static void explain_csv(const geo_t *g, const geo__csv_t *c, const netaddr_t *a,
-                        const trace_t *t)
+static void explain_csv(const geo_t *g, const geo__csv_t *c, const netaddr_t *a, const trace_t *t)
 {
     unsigned w = a->family == 4 ? 32 : 128;
     geo__u128 v = geo__addr_to_u128(a->addr, a->family);
@@ -180,10 +174,8 @@ static void explain_csv(const geo_t *g, const geo__csv_t *c, const netaddr_t *a,
             rec = c->rows6[i].rec;
             prio = c->rows6[i].prio;
         }
-        if (lo > v)
-            break;
-        if (hi < v)
-            continue;
+        if (lo > v) break;
+        if (hi < v) continue;
         unsigned len = block_len(v, lo, hi, w);
         if (!found || len > best_len || (len == best_len && prio < best_prio)) {
             found = true;
@@ -218,13 +210,11 @@ void geo_explain(const geo_t *g, const netaddr_t *addr, const trace_t *t, geo_re
     netaddr_t v4;
     geo__decide(g, addr, &rec, &scope, &alias_len, &v4);
     geo__fill(rec, scope, out);
-    if (!trace_on(t))
-        return;
+    if (!trace_on(t)) return;
 
     char cs[NETADDR_STRLEN];
     netaddr_t a = *addr;
-    if (a.family == 4 || a.family == 6)
-        netaddr_mask(a.addr, a.family, a.bits);
+    if (a.family == 4 || a.family == 6) netaddr_mask(a.addr, a.family, a.bits);
     if (a.family != 4 && a.family != 6) {
         trace_printf(t, "geo: client of unknown address family %u: unknown", a.family);
         return;
@@ -238,8 +228,7 @@ void geo_explain(const geo_t *g, const netaddr_t *addr, const trace_t *t, geo_re
     if (alias_len >= 0) {
         char s4[NETADDR_STRLEN];
         netaddr_format(&v4, true, s4, sizeof(s4));
-        trace_printf(t, "geo: IPv6 /%d embeds IPv4 %s: classified as that address", alias_len,
-                     s4);
+        trace_printf(t, "geo: IPv6 /%d embeds IPv4 %s: classified as that address", alias_len, s4);
         a = v4;
     }
 
@@ -251,8 +240,7 @@ void geo_explain(const geo_t *g, const netaddr_t *addr, const trace_t *t, geo_re
     else if (g->nnets)
         trace_printf(t, "geo: nets: no override holds %s", cs);
     bool both = net && net->region != GEO_NONE && net->carrier != GEO_NONE;
-    if (both)
-        trace_printf(t, "geo: the override sets region and carrier: no database consulted");
+    if (both) trace_printf(t, "geo: the override sets region and carrier: no database consulted");
 
     bool city_found = false;
     char cc[3] = "", subdiv[256] = "";
@@ -279,11 +267,11 @@ void geo_explain(const geo_t *g, const netaddr_t *addr, const trace_t *t, geo_re
             const geo__asnrec_t *ar = asn_find(g, out->asn);
             if (ar && ar->carrier != GEO_NONE)
                 trace_printf(t, "geo: carrier %s: AS%u (%s) is in its asns",
-                             carrier_name(g, out->carrier), out->asn,
-                             ar->org[0] ? ar->org : "-");
+                             carrier_name(g, out->carrier), out->asn, ar->org[0] ? ar->org : "-");
             else
-                trace_printf(t, "geo: carrier none: AS%u is in no carrier's asns and no CIDR "
-                                "list holds the client",
+                trace_printf(t,
+                             "geo: carrier none: AS%u is in no carrier's asns and no CIDR "
+                             "list holds the client",
                              out->asn);
         } else {
             trace_printf(t, "geo: carrier none: no CIDR list holds the client and its AS is "
@@ -301,8 +289,8 @@ void geo_explain(const geo_t *g, const netaddr_t *addr, const trace_t *t, geo_re
         if (which)
             trace_printf(t, "geo: region %s: match key '%s' (%s:%u:%u) for %s%s%s",
                          region_name(g, out->region), which->key,
-                         which->pos.file ? which->pos.file : "?", which->pos.line,
-                         which->pos.col, cc, subdiv[0] ? "-" : "", subdiv);
+                         which->pos.file ? which->pos.file : "?", which->pos.line, which->pos.col,
+                         cc, subdiv[0] ? "-" : "", subdiv);
         else
             trace_printf(t, "geo: region none: no match key for %s%s%s or %s", cc,
                          subdiv[0] ? "-" : "", subdiv, cc);
@@ -311,10 +299,8 @@ void geo_explain(const geo_t *g, const netaddr_t *addr, const trace_t *t, geo_re
     }
 
     char lat[32] = "-";
-    if (!isnan(out->lat))
-        snprintf(lat, sizeof(lat), "%.4f,%.4f", out->lat, out->lon);
-    trace_printf(t,
-                 "geo: result: region %s, carrier %s, country %s, AS%u, location %s, scope /%u",
+    if (!isnan(out->lat)) snprintf(lat, sizeof(lat), "%.4f,%.4f", out->lat, out->lon);
+    trace_printf(t, "geo: result: region %s, carrier %s, country %s, AS%u, location %s, scope /%u",
                  region_name(g, out->region), carrier_name(g, out->carrier),
                  out->country[0] ? out->country : "-", out->asn, lat, out->scope);
 }

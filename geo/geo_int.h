@@ -82,8 +82,7 @@ typedef struct geo__pfxvec {
 
 void geo__pvec_push(geo__pvec_t *pv, geo__u128 start, unsigned len, uint32_t val);
 void geo__pvec_free(geo__pvec_t *pv);
-void geo__pfxvec_push(geo__pfxvec_t *v, geo__u128 start, unsigned len, uint32_t val,
-                      uint32_t prio);
+void geo__pfxvec_push(geo__pfxvec_t *v, geo__u128 start, unsigned len, uint32_t val, uint32_t prio);
 void geo__pfxvec_free(geo__pfxvec_t *v);
 
 /* Append the maximal aligned prefixes covering [lo, hi] (width w). */
@@ -97,13 +96,13 @@ void geo__pfx_partition(geo__pfxvec_t *set, unsigned w, geo__pvec_t *out);
 
 /* ---- MMDB sources (geo_mmdb.c) ---- */
 
-#define GEO__MAX_ALTS 4      /* alternative paths of one field */
-#define GEO__MAX_PATH_LEN 8  /* components in one path */
+#define GEO__MAX_ALTS     4 /* alternative paths of one field */
+#define GEO__MAX_PATH_LEN 8 /* components in one path */
 
 /* One field to read from each data record: up to GEO__MAX_ALTS alternative
  * paths, the first one present wins. */
 typedef struct geo__field {
-    const char *name;      /* "country", "asn", ... */
+    const char *name; /* "country", "asn", ... */
     size_t nalts;
     const char **alts[GEO__MAX_ALTS]; /* NULL-terminated component arrays (arena) */
     const char *text[GEO__MAX_ALTS];  /* the paths as written, for messages */
@@ -117,9 +116,9 @@ typedef enum geo__kind { GEO__KIND_CITY, GEO__KIND_ASN } geo__kind_t;
 
 /* What a city database says about a network (deduplicated). */
 typedef struct geo__city {
-    char cc[2];        /* upper-case; "\0\0" unknown */
-    uint16_t region;   /* from the match keys, or GEO_NONE */
-    float lat, lon;    /* NAN unknown */
+    char cc[2];         /* upper-case; "\0\0" unknown */
+    uint16_t region;    /* from the match keys, or GEO_NONE */
+    float lat, lon;     /* NAN unknown */
     const char *subdiv; /* "" unknown (arena, interned) */
     const char *city;   /* "" unknown */
 } geo__city_t;
@@ -148,13 +147,12 @@ typedef struct geo__mmdb {
     const char *path;    /* resolved path (arena) */
     const char *cfgpath; /* "geo.city_db[1]" (arena) */
     const yconf_node_t *node;
-    uint32_t ipv4_node;   /* node where IPv4 (::/96) starts, if ipv4_subtree */
-    unsigned ipv4_depth;  /* depth reached on the ::/96 path */
-    bool ipv4_subtree;    /* ::/96 leads to a search node (aliases point at it) */
-    MMDB_search_node_s ipv4_leaf; /* when !ipv4_subtree: the record that ended the walk */
-    bool ipv4_leaf_right;
+    uint32_t ipv4_node;           /* node where IPv4 (::/96) starts, if ipv4_subtree */
+    unsigned ipv4_depth;          /* depth reached on the ::/96 path */
+    bool ipv4_subtree;            /* ::/96 leads to a search node (aliases point at it) */
+    MMDB_search_node_s ipv4_leaf; /* when !ipv4_subtree: its left record ends the ::/96 path */
     /* Build-time state, freed when the build ends. */
-    geo__u32map_t *cache;  /* data offset -> record index */
+    geo__u32map_t *cache;      /* data offset -> record index */
     size_t found[GEO__NCITYF]; /* records holding each field (GEO__NCITYF >= GEO__NASNF) */
     size_t decoded;
     bool failed;
@@ -169,17 +167,17 @@ uint32_t geo__mmdb_decode(geo_t *g, geo__mmdb_t *m, MMDB_entry_s *entry, diag_li
 /* After a walk: complain about fields found in no record. */
 void geo__mmdb_check_fields(geo_t *g, geo__mmdb_t *m, diag_list_t *d);
 /* Read a field of an entry as text / number (explain and decode). */
-bool geo__mmdb_field_str(const geo__field_t *f, MMDB_entry_s *e, char *buf, size_t size,
-                         int *err, uint32_t *type);
+bool geo__mmdb_field_str(const geo__field_t *f, MMDB_entry_s *e, char *buf, size_t size, int *err,
+                         uint32_t *type);
 bool geo__mmdb_field_num(const geo__field_t *f, MMDB_entry_s *e, double *out, int *err,
                          uint32_t *type);
 
 /* Walk of one family's tree as a stream of pieces, in address order. */
 typedef struct geo__walk_item {
-    uint32_t node;   /* search node to expand, or UINT32_MAX for a leaf */
+    uint32_t node; /* search node to expand, or UINT32_MAX for a leaf */
     uint8_t depth;
     geo__u128 start;
-    uint8_t rtype;   /* leaf: MMDB_RECORD_TYPE_* */
+    uint8_t rtype; /* leaf: MMDB_RECORD_TYPE_* */
     MMDB_entry_s entry;
 } geo__walk_item_t;
 
@@ -224,8 +222,8 @@ typedef struct geo__csv {
 int geo__csv_load(geo_t *g, geo__csv_t *c, diag_list_t *d);
 
 /* Parse a CIDR list file into carrier CIDR sets; errors at file:line:column. */
-int geo__cidr_file_load(geo_t *g, const char *path, const yconf_node_t *node,
-                        const char *cfgpath, uint16_t carrier, diag_list_t *d);
+int geo__cidr_file_load(geo_t *g, const char *path, const yconf_node_t *node, const char *cfgpath,
+                        uint16_t carrier, diag_list_t *d);
 
 /* Add one carrier CIDR (from a list or file); pos is where it was written.
  * Returns false after adding a diagnostic (bad or conflicting). */
@@ -264,8 +262,8 @@ typedef struct geo__e6 {
  * value (GEO__LEAF), an inner node of 256 entries on the next 8 bits
  * (GEO__NODE), or a block of a few sorted range starts with their values.
  * Offsets count uint32_t from the start of the pool. */
-#define GEO__LEAF 0x80000000u
-#define GEO__NODE 0x40000000u
+#define GEO__LEAF     0x80000000u
+#define GEO__NODE     0x40000000u
 #define GEO__OFF_MASK 0x3fffffffu
 
 typedef struct geo__lpm {
@@ -275,7 +273,7 @@ typedef struct geo__lpm {
     size_t l1n, pooln, ranges;
 } geo__lpm_t;
 
-#define GEO__MAX_RECS (1u << 23) /* a leaf holds rec << 8 | scope in 31 bits */
+#define GEO__MAX_RECS    (1u << 23) /* a leaf holds rec << 8 | scope in 31 bits */
 #define GEO__MAX_ALIASES 16
 
 /* An IPv6 range that a database maps onto its IPv4 data (::/96,

@@ -20,8 +20,8 @@
 #include <sys/stat.h>
 
 #define GEO_LIST_MAX_ERRORS 20
-#define GEO_LIST_MAX_BYTES (1024u * 1024u * 1024u) /* 1 GiB */
-#define GEO_LIST_MAX_LINE 4096
+#define GEO_LIST_MAX_BYTES  (1024u * 1024u * 1024u) /* 1 GiB */
+#define GEO_LIST_MAX_LINE   4096
 
 /* Read a whole file into a NUL-terminated malloc buffer. */
 static char *slurp(const char *path, const yconf_node_t *node, const char *cfgpath, size_t *len,
@@ -67,8 +67,7 @@ static char *slurp(const char *path, const yconf_node_t *node, const char *cfgpa
 
 bool geo__parse_cidr(const char *s, netaddr_t *out, const char **why)
 {
-    if (netaddr_parse_cidr(s, false, out) == 0)
-        return true;
+    if (netaddr_parse_cidr(s, false, out) == 0) return true;
     netaddr_t tmp;
     if (netaddr_parse_cidr(s, true, &tmp) == 0)
         *why = "address bits set past the prefix length";
@@ -91,14 +90,12 @@ typedef struct lines {
 /* Next line without its end of line (LF or CRLF); false at the end. */
 static bool next_line(lines_t *L, const char **s, size_t *n)
 {
-    if (L->pos >= L->len)
-        return false;
+    if (L->pos >= L->len) return false;
     const char *p = L->buf + L->pos;
     const char *nl = memchr(p, '\n', L->len - L->pos);
     size_t k = nl ? (size_t)(nl - p) : L->len - L->pos;
     L->pos += k + (nl ? 1 : 0);
-    if (k > 0 && p[k - 1] == '\r')
-        k--;
+    if (k > 0 && p[k - 1] == '\r') k--;
     L->lineno++;
     *s = p;
     *n = k;
@@ -152,8 +149,7 @@ static int split_csv(lines_t *L, const char *s, size_t n, field_t *f, int maxf, 
     int nf = 0;
     size_t i = 0, t = 0;
     for (;;) {
-        if (nf == maxf)
-            return maxf + 1; /* too many */
+        if (nf == maxf) return maxf + 1; /* too many */
         field_t *x = &f[nf++];
         x->col = i + 1;
         if (i < n && s[i] == '"') {
@@ -167,16 +163,14 @@ static int split_csv(lines_t *L, const char *s, size_t n, field_t *f, int maxf, 
                 }
                 if (s[i] == '"') {
                     if (i + 1 < n && s[i + 1] == '"') {
-                        if (t < tmpsize)
-                            tmp[t++] = '"';
+                        if (t < tmpsize) tmp[t++] = '"';
                         i += 2;
                         continue;
                     }
                     i++;
                     break;
                 }
-                if (t < tmpsize)
-                    tmp[t++] = s[i];
+                if (t < tmpsize) tmp[t++] = s[i];
                 i++;
             }
             x->n = t - start;
@@ -196,8 +190,7 @@ static int split_csv(lines_t *L, const char *s, size_t n, field_t *f, int maxf, 
             }
             x->n = i - st;
         }
-        if (i >= n)
-            return nf;
+        if (i >= n) return nf;
         i++; /* the comma */
     }
 }
@@ -205,8 +198,7 @@ static int split_csv(lines_t *L, const char *s, size_t n, field_t *f, int maxf, 
 static bool field_addr(const field_t *f, netaddr_t *a)
 {
     char buf[NETADDR_STRLEN];
-    if (f->n == 0 || f->n >= sizeof(buf))
-        return false;
+    if (f->n == 0 || f->n >= sizeof(buf)) return false;
     memcpy(buf, f->s, f->n);
     buf[f->n] = '\0';
     return netaddr_parse(buf, a) == 0;
@@ -223,8 +215,7 @@ static int row_width_cmp(const void *pa, const void *pb)
 {
     const rawrow_t *a = *(const rawrow_t *const *)pa, *b = *(const rawrow_t *const *)pb;
     geo__u128 wa = a->end - a->start, wb = b->end - b->start;
-    if (wa != wb)
-        return wa < wb ? -1 : 1;
+    if (wa != wb) return wa < wb ? -1 : 1;
     return a->line < b->line ? -1 : a->line > b->line;
 }
 
@@ -237,8 +228,7 @@ static int row4_cmp(const void *pa, const void *pb)
 static int row6_cmp(const void *pa, const void *pb)
 {
     const geo__csvrow6_t *a = pa, *b = pb;
-    if (a->start_hi != b->start_hi)
-        return a->start_hi < b->start_hi ? -1 : 1;
+    if (a->start_hi != b->start_hi) return a->start_hi < b->start_hi ? -1 : 1;
     return a->start_lo < b->start_lo ? -1 : a->start_lo > b->start_lo;
 }
 
@@ -246,8 +236,7 @@ int geo__csv_load(geo_t *g, geo__csv_t *c, diag_list_t *d)
 {
     size_t len;
     char *buf = slurp(c->path, c->node, c->cfgpath, &len, d);
-    if (buf == NULL)
-        return -EINVAL;
+    if (buf == NULL) return -EINVAL;
     lines_t L = {.path = c->path, .buf = buf, .len = len, .d = d};
     rawrow_t *rows = NULL;
     size_t nrows = 0, cap = 0;
@@ -255,8 +244,7 @@ int geo__csv_load(geo_t *g, geo__csv_t *c, diag_list_t *d)
     size_t n;
     char tmp[GEO_LIST_MAX_LINE], show[64];
     while (L.errors < GEO_LIST_MAX_ERRORS && next_line(&L, &s, &n)) {
-        if (n == 0)
-            continue;
+        if (n == 0) continue;
         if (n > GEO_LIST_MAX_LINE) {
             line_error(&L, 1, "line longer than %u bytes", GEO_LIST_MAX_LINE);
             continue;
@@ -267,18 +255,21 @@ int geo__csv_load(geo_t *g, geo__csv_t *c, diag_list_t *d)
         }
         field_t f[4];
         int nf = split_csv(&L, s, n, f, 4, tmp, sizeof(tmp));
-        if (nf < 0)
-            continue;
+        if (nf < 0) continue;
         if (nf != 4) {
             line_error(&L, 1, "expected 4 fields (start,end,asn,org), got %s",
-                       nf > 4 ? "more" : nf == 3 ? "3" : nf == 2 ? "2" : "1");
+                       nf > 4    ? "more"
+                       : nf == 3 ? "3"
+                       : nf == 2 ? "2"
+                                 : "1");
             continue;
         }
         netaddr_t a, b;
         if (!field_addr(&f[0], &a)) {
             /* A header line is allowed as the first line. */
-            if (L.lineno == 1 && f[0].n > 0 && ((f[0].s[0] >= 'a' && f[0].s[0] <= 'z') ||
-                                               (f[0].s[0] >= 'A' && f[0].s[0] <= 'Z')) &&
+            if (L.lineno == 1 && f[0].n > 0 &&
+                ((f[0].s[0] >= 'a' && f[0].s[0] <= 'z') ||
+                 (f[0].s[0] >= 'A' && f[0].s[0] <= 'Z')) &&
                 memchr(f[0].s, '.', f[0].n) == NULL && memchr(f[0].s, ':', f[0].n) == NULL)
                 continue;
             line_error(&L, f[0].col, "invalid start address '%s'",
@@ -319,18 +310,18 @@ int geo__csv_load(geo_t *g, geo__csv_t *c, diag_list_t *d)
                        shown(f[2].s, f[2].n, show, sizeof(show)));
             continue;
         }
-        if (asn == 0)
-            continue; /* AS0: not routed; no data */
+        if (asn == 0) continue; /* AS0: not routed; no data */
         if (nrows == cap) {
             cap = cap ? cap * 2 : 4096;
             rawrow_t *nr = realloc(rows, cap * sizeof(*rows));
-            if (nr == NULL)
-                abort();
+            if (nr == NULL) abort();
             rows = nr;
         }
-        rows[nrows++] = (rawrow_t){.start = lo, .end = hi,
+        rows[nrows++] = (rawrow_t){.start = lo,
+                                   .end = hi,
                                    .rec = geo__asn_record(g, (uint32_t)asn, f[3].s, f[3].n),
-                                   .line = L.lineno, .family = a.family};
+                                   .line = L.lineno,
+                                   .family = a.family};
     }
     free(buf);
     if (L.errors > 0) {
@@ -341,8 +332,7 @@ int geo__csv_load(geo_t *g, geo__csv_t *c, diag_list_t *d)
      * row that covers fewer addresses wins, then the earlier line.  That
      * order becomes each row's prio. */
     rawrow_t **order = malloc((nrows ? nrows : 1) * sizeof(*order));
-    if (order == NULL)
-        abort();
+    if (order == NULL) abort();
     for (size_t i = 0; i < nrows; i++)
         order[i] = &rows[i];
     qsort(order, nrows, sizeof(*order), row_width_cmp);
@@ -357,19 +347,21 @@ int geo__csv_load(geo_t *g, geo__csv_t *c, diag_list_t *d)
     free(order);
     c->rows4 = malloc((n4 ? n4 : 1) * sizeof(*c->rows4));
     c->rows6 = malloc((n6 ? n6 : 1) * sizeof(*c->rows6));
-    if (c->rows4 == NULL || c->rows6 == NULL)
-        abort();
+    if (c->rows4 == NULL || c->rows6 == NULL) abort();
     g->heap_bytes += n4 * sizeof(*c->rows4) + n6 * sizeof(*c->rows6);
     for (size_t i = 0; i < nrows; i++) {
         const rawrow_t *r = &rows[i];
         if (r->family == 4) {
-            c->rows4[c->n4++] = (geo__csvrow4_t){(uint32_t)r->start, (uint32_t)r->end, r->rec,
-                                                 r->line};
+            c->rows4[c->n4++] =
+                (geo__csvrow4_t){(uint32_t)r->start, (uint32_t)r->end, r->rec, r->line};
             geo__range_to_prefixes(r->start, r->end, 32, r->rec, r->line, &c->set4);
         } else {
-            c->rows6[c->n6++] = (geo__csvrow6_t){(uint64_t)(r->start >> 64), (uint64_t)r->start,
-                                                 (uint64_t)(r->end >> 64), (uint64_t)r->end,
-                                                 r->rec, r->line};
+            c->rows6[c->n6++] = (geo__csvrow6_t){(uint64_t)(r->start >> 64),
+                                                 (uint64_t)r->start,
+                                                 (uint64_t)(r->end >> 64),
+                                                 (uint64_t)r->end,
+                                                 r->rec,
+                                                 r->line};
             geo__range_to_prefixes(r->start, r->end, 128, r->rec, r->line, &c->set6);
         }
     }
@@ -396,8 +388,7 @@ bool geo__carrier_cidr_add(geo_t *g, const char *text, uint16_t carrier, const d
     if (g->nccidrs == g->capccidrs) {
         g->capccidrs = g->capccidrs ? g->capccidrs * 2 : 256;
         geo__ccidr_t *n = realloc(g->ccidrs, g->capccidrs * sizeof(*n));
-        if (n == NULL)
-            abort();
+        if (n == NULL) abort();
         g->ccidrs = n;
     }
     uint32_t idx = (uint32_t)g->nccidrs;
@@ -407,15 +398,14 @@ bool geo__carrier_cidr_add(geo_t *g, const char *text, uint16_t carrier, const d
     return true;
 }
 
-int geo__cidr_file_load(geo_t *g, const char *path, const yconf_node_t *node,
-                        const char *cfgpath, uint16_t carrier, diag_list_t *d)
+int geo__cidr_file_load(geo_t *g, const char *path, const yconf_node_t *node, const char *cfgpath,
+                        uint16_t carrier, diag_list_t *d)
 {
     size_t len;
     char *buf = slurp(path, node, cfgpath, &len, d);
-    if (buf == NULL)
-        return -EINVAL;
-    /* Positions name the list file; the path string must outlive d's use of
-     * it only for the call (diag copies it), but explain keeps it. */
+    if (buf == NULL) return -EINVAL;
+    /* Positions name the list file; explain shows them later, so the path
+     * is interned in the arena. */
     const char *fpath = geo__intern(g, path, strlen(path));
     lines_t L = {.path = fpath, .buf = buf, .len = len, .d = d};
     const char *s;
@@ -424,16 +414,14 @@ int geo__cidr_file_load(geo_t *g, const char *path, const yconf_node_t *node,
     size_t before = g->nccidrs;
     while (L.errors < GEO_LIST_MAX_ERRORS && next_line(&L, &s, &n)) {
         const char *hash = memchr(s, '#', n);
-        if (hash)
-            n = (size_t)(hash - s);
+        if (hash) n = (size_t)(hash - s);
         size_t i = 0;
         while (i < n && (s[i] == ' ' || s[i] == '\t'))
             i++;
         size_t e = n;
         while (e > i && (s[e - 1] == ' ' || s[e - 1] == '\t'))
             e--;
-        if (i == e)
-            continue;
+        if (i == e) continue;
         size_t t = i;
         while (t < e && s[t] != ' ' && s[t] != '\t')
             t++;
@@ -454,8 +442,7 @@ int geo__cidr_file_load(geo_t *g, const char *path, const yconf_node_t *node,
         memcpy(tok, s + i, t - i);
         tok[t - i] = '\0';
         diag_pos_t pos = {fpath, L.lineno, (uint32_t)(i + 1)};
-        if (!geo__carrier_cidr_add(g, tok, carrier, &pos, NULL, d))
-            L.errors++;
+        if (!geo__carrier_cidr_add(g, tok, carrier, &pos, NULL, d)) L.errors++;
         if (L.errors == GEO_LIST_MAX_ERRORS)
             diag_error(d, &pos, "too many errors, stopped reading '%s'", fpath);
     }

@@ -26,7 +26,7 @@
 struct geo__u32map {
     struct slot {
         uint32_t key, val; /* val GEO__NOVAL: empty */
-    } *s;
+    } * s;
     size_t cap, n;
 };
 
@@ -68,8 +68,7 @@ geo__u32map_t *geo__u32map_new(void)
 
 void geo__u32map_free(geo__u32map_t *m)
 {
-    if (m == NULL)
-        return;
+    if (m == NULL) return;
     free(m->s);
     free(m);
 }
@@ -78,10 +77,8 @@ uint32_t geo__u32map_get(const geo__u32map_t *m, uint32_t key)
 {
     size_t mask = m->cap - 1;
     for (size_t i = hash32(key) & mask;; i = (i + 1) & mask) {
-        if (m->s[i].val == GEO__NOVAL)
-            return GEO__NOVAL;
-        if (m->s[i].key == key)
-            return m->s[i].val;
+        if (m->s[i].val == GEO__NOVAL) return GEO__NOVAL;
+        if (m->s[i].key == key) return m->s[i].val;
     }
 }
 
@@ -91,8 +88,7 @@ uint32_t geo__u32map_put(geo__u32map_t *m, uint32_t key, uint32_t val)
         geo__u32map_t old = *m;
         map_init(m, old.cap * 2);
         for (size_t i = 0; i < old.cap; i++)
-            if (old.s[i].val != GEO__NOVAL)
-                geo__u32map_put(m, old.s[i].key, old.s[i].val);
+            if (old.s[i].val != GEO__NOVAL) geo__u32map_put(m, old.s[i].key, old.s[i].val);
         free(old.s);
     }
     size_t mask = m->cap - 1;
@@ -103,8 +99,7 @@ uint32_t geo__u32map_put(geo__u32map_t *m, uint32_t key, uint32_t val)
             m->n++;
             return val;
         }
-        if (m->s[i].key == key)
-            return m->s[i].val;
+        if (m->s[i].key == key) return m->s[i].val;
     }
 }
 
@@ -130,8 +125,7 @@ int geo__mmdb_open(geo_t *g, geo__mmdb_t *m, diag_list_t *d)
     }
     int rc = MMDB_open(m->path, MMDB_MODE_MMAP, &m->db);
     if (rc != MMDB_SUCCESS) {
-        yconf_error(d, m->node, "%s: cannot load '%s': %s", m->cfgpath, m->path,
-                    MMDB_strerror(rc));
+        yconf_error(d, m->node, "%s: cannot load '%s': %s", m->cfgpath, m->path, MMDB_strerror(rc));
         return -EINVAL;
     }
     m->open = true;
@@ -170,7 +164,6 @@ int geo__mmdb_open(geo_t *g, geo__mmdb_t *m, diag_list_t *d)
             if (sn.left_record_type != MMDB_RECORD_TYPE_SEARCH_NODE) {
                 m->ipv4_subtree = false;
                 m->ipv4_leaf = sn;
-                m->ipv4_leaf_right = false;
                 m->ipv4_depth = depth + 1;
                 break;
             }
@@ -227,30 +220,25 @@ static int field_get(const geo__field_t *f, MMDB_entry_s *e, MMDB_entry_data_s *
             *err = rc;
             return -1;
         }
-        if (!v.has_data)
-            continue;
+        if (!v.has_data) continue;
         /* An empty string is DB-IP's way of saying "unknown". */
-        if (v.type == MMDB_DATA_TYPE_UTF8_STRING && v.data_size == 0)
-            continue;
+        if (v.type == MMDB_DATA_TYPE_UTF8_STRING && v.data_size == 0) continue;
         *out = v;
-        if (which)
-            *which = i;
+        if (which) *which = i;
         return 1;
     }
     return 0;
 }
 
-bool geo__mmdb_field_str(const geo__field_t *f, MMDB_entry_s *e, char *buf, size_t size,
-                         int *err, uint32_t *type)
+bool geo__mmdb_field_str(const geo__field_t *f, MMDB_entry_s *e, char *buf, size_t size, int *err,
+                         uint32_t *type)
 {
     MMDB_entry_data_s v;
     *err = 0;
     *type = 0;
-    if (f->nalts == 0 || field_get(f, e, &v, err, NULL) != 1)
-        return false;
+    if (f->nalts == 0 || field_get(f, e, &v, err, NULL) != 1) return false;
     *type = v.type;
-    if (v.type != MMDB_DATA_TYPE_UTF8_STRING)
-        return false;
+    if (v.type != MMDB_DATA_TYPE_UTF8_STRING) return false;
     size_t n = v.data_size < size - 1 ? v.data_size : size - 1;
     memcpy(buf, v.utf8_string, n);
     buf[n] = '\0';
@@ -263,8 +251,7 @@ bool geo__mmdb_field_num(const geo__field_t *f, MMDB_entry_s *e, double *out, in
     MMDB_entry_data_s v;
     *err = 0;
     *type = 0;
-    if (f->nalts == 0 || field_get(f, e, &v, err, NULL) != 1)
-        return false;
+    if (f->nalts == 0 || field_get(f, e, &v, err, NULL) != 1) return false;
     *type = v.type;
     switch (v.type) {
     case MMDB_DATA_TYPE_DOUBLE:
@@ -293,10 +280,9 @@ bool geo__mmdb_field_num(const geo__field_t *f, MMDB_entry_s *e, double *out, in
 /* ---- decoding ---- */
 
 /* Report a problem with one field (once: the file fails at the first). */
-static void field_error(geo__mmdb_t *m, diag_list_t *d, const geo__field_t *f, const char *fmt,
-                        ...) __attribute__((format(printf, 4, 5)));
-static void field_error(geo__mmdb_t *m, diag_list_t *d, const geo__field_t *f, const char *fmt,
-                        ...)
+static void field_error(geo__mmdb_t *m, diag_list_t *d, const geo__field_t *f, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void field_error(geo__mmdb_t *m, diag_list_t *d, const geo__field_t *f, const char *fmt, ...)
 {
     m->failed = true;
     char msg[512];
@@ -335,8 +321,7 @@ static uint32_t decode_city(geo_t *g, geo__mmdb_t *m, MMDB_entry_s *e, diag_list
         m->found[GEO__F_COUNTRY]++;
     } else if (err == 0 && type != 0) {
         if (!m->failed)
-            field_error(m, d, &f[GEO__F_COUNTRY], "is %s, expected a string",
-                        type_name(type));
+            field_error(m, d, &f[GEO__F_COUNTRY], "is %s, expected a string", type_name(type));
         return GEO__NOVAL;
     } else if (err != 0) {
         goto data_error;
@@ -353,8 +338,7 @@ static uint32_t decode_city(geo_t *g, geo__mmdb_t *m, MMDB_entry_s *e, diag_list
                 c.city = s;
             m->found[strf[k]]++;
         } else if (err == 0 && type != 0) {
-            if (!m->failed)
-                field_error(m, d, sf, "is %s, expected a string", type_name(type));
+            if (!m->failed) field_error(m, d, sf, "is %s, expected a string", type_name(type));
             return GEO__NOVAL;
         } else if (err != 0) {
             goto data_error;
@@ -380,8 +364,7 @@ static uint32_t decode_city(geo_t *g, geo__mmdb_t *m, MMDB_entry_s *e, diag_list
                 c.lon = (float)v;
             m->found[numf[k]]++;
         } else if (err == 0 && type != 0) {
-            if (!m->failed)
-                field_error(m, d, nf, "is %s, expected a number", type_name(type));
+            if (!m->failed) field_error(m, d, nf, "is %s, expected a number", type_name(type));
             return GEO__NOVAL;
         } else if (err != 0) {
             goto data_error;
@@ -392,8 +375,7 @@ static uint32_t decode_city(geo_t *g, geo__mmdb_t *m, MMDB_entry_s *e, diag_list
     if (g->ncity == g->capcity) {
         g->capcity = g->capcity ? g->capcity * 2 : 1024;
         geo__city_t *nc = realloc(g->city, g->capcity * sizeof(*nc));
-        if (nc == NULL)
-            abort();
+        if (nc == NULL) abort();
         g->city = nc;
     }
     g->city[g->ncity] = c;
@@ -401,8 +383,8 @@ static uint32_t decode_city(geo_t *g, geo__mmdb_t *m, MMDB_entry_s *e, diag_list
 
 data_error:
     if (!m->failed)
-        yconf_error(d, m->node, "%s: cannot load '%s': data record at offset %u: %s",
-                    m->cfgpath, m->path, e->offset, MMDB_strerror(err));
+        yconf_error(d, m->node, "%s: cannot load '%s': data record at offset %u: %s", m->cfgpath,
+                    m->path, e->offset, MMDB_strerror(err));
     m->failed = true;
     return GEO__NOVAL;
 }
@@ -414,12 +396,10 @@ static uint32_t decode_asn(geo_t *g, geo__mmdb_t *m, MMDB_entry_s *e, diag_list_
     double v;
     const geo__field_t *f = g->asnf;
     if (!geo__mmdb_field_num(&f[GEO__F_ASN], e, &v, &err, &type)) {
-        if (err != 0)
-            goto data_error;
+        if (err != 0) goto data_error;
         if (type != 0) {
             if (!m->failed)
-                field_error(m, d, &f[GEO__F_ASN], "is %s, expected an integer",
-                            type_name(type));
+                field_error(m, d, &f[GEO__F_ASN], "is %s, expected an integer", type_name(type));
             return GEO__NOVAL;
         }
         return GEO__NOVAL - 1; /* no ASN in this record: no data */
@@ -443,14 +423,13 @@ static uint32_t decode_asn(geo_t *g, geo__mmdb_t *m, MMDB_entry_s *e, diag_list_
             field_error(m, d, &f[GEO__F_ORG], "is %s, expected a string", type_name(type));
         return GEO__NOVAL;
     }
-    if (v == 0)
-        return GEO__NOVAL - 1; /* AS0: not routed, no data */
+    if (v == 0) return GEO__NOVAL - 1; /* AS0: not routed, no data */
     return geo__asn_record(g, (uint32_t)v, org, strlen(org));
 
 data_error:
     if (!m->failed)
-        yconf_error(d, m->node, "%s: cannot load '%s': data record at offset %u: %s",
-                    m->cfgpath, m->path, e->offset, MMDB_strerror(err));
+        yconf_error(d, m->node, "%s: cannot load '%s': data record at offset %u: %s", m->cfgpath,
+                    m->path, e->offset, MMDB_strerror(err));
     m->failed = true;
     return GEO__NOVAL;
 }
@@ -458,8 +437,7 @@ data_error:
 uint32_t geo__mmdb_decode(geo_t *g, geo__mmdb_t *m, MMDB_entry_s *entry, diag_list_t *d)
 {
     uint32_t got = geo__u32map_get(m->cache, entry->offset);
-    if (got != GEO__NOVAL)
-        return got;
+    if (got != GEO__NOVAL) return got;
     /* Follow every pointer of the record once, so that a corrupt record is
      * a load error even when the fields we read would not touch the bad
      * part. */
@@ -474,10 +452,9 @@ uint32_t geo__mmdb_decode(geo_t *g, geo__mmdb_t *m, MMDB_entry_s *entry, diag_li
         return GEO__NOVAL;
     }
     m->decoded++;
-    uint32_t v = m->kind == GEO__KIND_CITY ? decode_city(g, m, entry, d)
-                                           : decode_asn(g, m, entry, d);
-    if (v == GEO__NOVAL)
-        return GEO__NOVAL;
+    uint32_t v =
+        m->kind == GEO__KIND_CITY ? decode_city(g, m, entry, d) : decode_asn(g, m, entry, d);
+    if (v == GEO__NOVAL) return GEO__NOVAL;
     /* GEO__NOVAL - 1 marks "decoded, carries nothing we use". */
     geo__u32map_put(m->cache, entry->offset, v);
     return v;
@@ -485,20 +462,17 @@ uint32_t geo__mmdb_decode(geo_t *g, geo__mmdb_t *m, MMDB_entry_s *entry, diag_li
 
 void geo__mmdb_check_fields(geo_t *g, geo__mmdb_t *m, diag_list_t *d)
 {
-    if (m->failed || m->decoded == 0)
-        return;
+    if (m->failed || m->decoded == 0) return;
     const geo__field_t *f = m->kind == GEO__KIND_CITY ? g->cityf : g->asnf;
     size_t nf = m->kind == GEO__KIND_CITY ? GEO__NCITYF : GEO__NASNF;
     for (size_t i = 0; i < nf; i++) {
-        if (f[i].nalts == 0 || m->found[i] > 0)
-            continue;
+        if (f[i].nalts == 0 || m->found[i] > 0) continue;
         char paths[256] = "";
         size_t used = 0;
         for (size_t k = 0; k < f[i].nalts; k++) {
-            int w = snprintf(paths + used, sizeof(paths) - used, "%s'%s'", k ? ", " : "",
-                             f[i].text[k]);
-            if (w < 0 || (size_t)w >= sizeof(paths) - used)
-                break;
+            int w =
+                snprintf(paths + used, sizeof(paths) - used, "%s'%s'", k ? ", " : "", f[i].text[k]);
+            if (w < 0 || (size_t)w >= sizeof(paths) - used) break;
             used += (size_t)w;
         }
         /* Without the country (city databases) or the ASN (ASN databases)
@@ -529,8 +503,7 @@ bool geo__walk_init(geo__walk_t *wk, geo__mmdb_t *m, uint8_t family)
     wk->m = m;
     wk->w = family == 4 ? 32 : 128;
     wk->budget = (uint64_t)m->db.metadata.node_count + 1;
-    if (family == 6 && m->db.metadata.ip_version == 4)
-        return false;
+    if (family == 6 && m->db.metadata.ip_version == 4) return false;
     geo__walk_item_t *it = &wk->stack[wk->sp++];
     memset(it, 0, sizeof(*it));
     if (family == 4 && m->db.metadata.ip_version == 6 && !m->ipv4_subtree) {
@@ -560,15 +533,14 @@ static int walk_error(geo__walk_t *wk, diag_list_t *d, const char *what, uint32_
 
 static void add_alias(geo_t *g, geo__u128 start, unsigned len)
 {
-    if (len + 32 > 128)
-        return;
+    if (len + 32 > 128) return;
     for (size_t i = 0; i < g->nalias; i++)
         if (g->alias[i].len == len && g->alias[i].hi == (uint64_t)(start >> 64) &&
             g->alias[i].lo == (uint64_t)start)
             return;
     if (g->nalias < GEO__MAX_ALIASES)
-        g->alias[g->nalias++] =
-            (geo__alias_t){.hi = (uint64_t)(start >> 64), .lo = (uint64_t)start, .len = (uint8_t)len};
+        g->alias[g->nalias++] = (geo__alias_t){
+            .hi = (uint64_t)(start >> 64), .lo = (uint64_t)start, .len = (uint8_t)len};
 }
 
 int geo__walk_next(geo_t *g, geo__walk_t *wk, geo__piece_t *out, diag_list_t *d)
@@ -584,29 +556,24 @@ int geo__walk_next(geo_t *g, geo__walk_t *wk, geo__piece_t *out, diag_list_t *d)
                 out->val = GEO__NOVAL;
             } else {
                 uint32_t v = geo__mmdb_decode(g, m, &it.entry, d);
-                if (v == GEO__NOVAL)
-                    return -1;
+                if (v == GEO__NOVAL) return -1;
                 out->val = v == GEO__NOVAL - 1 ? GEO__NOVAL : v;
             }
             return 1;
         }
         if (wk->budget-- == 0)
-            return walk_error(wk, d, "more nodes reached than the tree holds (a cycle?)",
-                              it.node);
+            return walk_error(wk, d, "more nodes reached than the tree holds (a cycle?)", it.node);
         MMDB_search_node_s sn;
         int rc = MMDB_read_node(&m->db, it.node, &sn);
-        if (rc != MMDB_SUCCESS)
-            return walk_error(wk, d, MMDB_strerror(rc), it.node);
+        if (rc != MMDB_SUCCESS) return walk_error(wk, d, MMDB_strerror(rc), it.node);
         unsigned cd = it.depth + 1u;
         /* Push right, then left, so that the left half comes out first and
          * the pieces stay in address order. */
         for (int side = 1; side >= 0; side--) {
             uint8_t rtype = side ? sn.right_record_type : sn.left_record_type;
             uint64_t rec = side ? sn.right_record : sn.left_record;
-            geo__walk_item_t ch = {.node = UINT32_MAX, .depth = (uint8_t)cd,
-                                   .start = it.start};
-            if (side)
-                ch.start |= (geo__u128)1 << (wk->w - cd);
+            geo__walk_item_t ch = {.node = UINT32_MAX, .depth = (uint8_t)cd, .start = it.start};
+            if (side) ch.start |= (geo__u128)1 << (wk->w - cd);
             switch (rtype) {
             case MMDB_RECORD_TYPE_SEARCH_NODE:
                 if (cd >= wk->w)

@@ -67,8 +67,7 @@ void geo__pvec_free(geo__pvec_t *pv)
     memset(pv, 0, sizeof(*pv));
 }
 
-void geo__pfxvec_push(geo__pfxvec_t *v, geo__u128 start, unsigned len, uint32_t val,
-                      uint32_t prio)
+void geo__pfxvec_push(geo__pfxvec_t *v, geo__u128 start, unsigned len, uint32_t val, uint32_t prio)
 {
     if (v->n == v->cap) {
         v->cap = v->cap ? v->cap * 2 : 256;
@@ -86,11 +85,9 @@ void geo__pfxvec_free(geo__pfxvec_t *v)
 /* Number of trailing zero bits of v within width w (w when v is 0). */
 static unsigned ctz_w(geo__u128 v, unsigned w)
 {
-    if (v == 0)
-        return w;
+    if (v == 0) return w;
     uint64_t lo = (uint64_t)v;
-    if (lo)
-        return (unsigned)__builtin_ctzll(lo);
+    if (lo) return (unsigned)__builtin_ctzll(lo);
     return 64 + (unsigned)__builtin_ctzll((uint64_t)(v >> 64));
 }
 
@@ -108,8 +105,7 @@ static void range_walk(geo__u128 lo, geo__u128 hi, unsigned w, emit_fn emit, voi
             k--;
         geo__u128 last = lo | geo__ones(k);
         emit(ctx, lo, w - k);
-        if (last >= hi || last == top)
-            return;
+        if (last >= hi || last == top) return;
         lo = last + 1;
     }
 }
@@ -152,12 +148,9 @@ static void fill(geo__pvec_t *out, geo__u128 lo, geo__u128 hi, unsigned w, uint3
 static int pfx_cmp(const void *pa, const void *pb)
 {
     const geo__pfx_t *a = pa, *b = pb;
-    if (a->start != b->start)
-        return a->start < b->start ? -1 : 1;
-    if (a->len != b->len)
-        return a->len < b->len ? -1 : 1; /* outer prefixes first */
-    if (a->prio != b->prio)
-        return a->prio < b->prio ? -1 : 1; /* the winner first */
+    if (a->start != b->start) return a->start < b->start ? -1 : 1;
+    if (a->len != b->len) return a->len < b->len ? -1 : 1;     /* outer prefixes first */
+    if (a->prio != b->prio) return a->prio < b->prio ? -1 : 1; /* the winner first */
     return 0;
 }
 
@@ -199,14 +192,12 @@ void geo__pfx_partition(geo__pfxvec_t *set, unsigned w, geo__pvec_t *out)
     }
     while (sp > 0 && !done) {
         geo__u128 end = stack[sp - 1].end;
-        if (cursor <= end)
-            fill(out, cursor, end, w, stack[sp - 1].val);
+        if (cursor <= end) fill(out, cursor, end, w, stack[sp - 1].val);
         if (end == top)
             done = true;
         else
             cursor = end + 1;
         sp--;
     }
-    if (!done)
-        fill(out, cursor, top, w, GEO__NOVAL);
+    if (!done) fill(out, cursor, top, w, GEO__NOVAL);
 }

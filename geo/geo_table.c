@@ -52,8 +52,7 @@ static void recset_grow(recset_t *s)
 {
     size_t ns = s->nslots ? s->nslots * 2 : 4096;
     uint32_t *slots = calloc(ns, sizeof(*slots));
-    if (slots == NULL)
-        abort();
+    if (slots == NULL) abort();
     for (size_t i = 0; i < s->n; i++) {
         size_t j = rec_hash(&s->v[i]) & (ns - 1);
         while (slots[j])
@@ -68,22 +67,18 @@ static void recset_grow(recset_t *s)
 /* Returns the record's index, or GEO__NOVAL when there are too many. */
 static uint32_t recset_get(recset_t *s, const geo__rec_t *r)
 {
-    if ((s->n + 1) * 2 > s->nslots)
-        recset_grow(s);
+    if ((s->n + 1) * 2 > s->nslots) recset_grow(s);
     size_t j = rec_hash(r) & (s->nslots - 1);
     while (s->slots[j]) {
         const geo__rec_t *o = &s->v[s->slots[j] - 1];
-        if (memcmp(o, r, sizeof(*r)) == 0)
-            return s->slots[j] - 1;
+        if (memcmp(o, r, sizeof(*r)) == 0) return s->slots[j] - 1;
         j = (j + 1) & (s->nslots - 1);
     }
-    if (s->n >= GEO__MAX_RECS)
-        return GEO__NOVAL;
+    if (s->n >= GEO__MAX_RECS) return GEO__NOVAL;
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 1024;
         geo__rec_t *nv = realloc(s->v, s->cap * sizeof(*nv));
-        if (nv == NULL)
-            abort();
+        if (nv == NULL) abort();
         s->v = nv;
     }
     s->v[s->n] = *r;
@@ -116,8 +111,7 @@ static int src_next(geo_t *g, src_t *s, unsigned w, diag_list_t *d)
     } else {
         rc = 0;
     }
-    if (rc == 1)
-        s->end = s->cur.start | geo__ones(w - s->cur.len);
+    if (rc == 1) s->end = s->cur.start | geo__ones(w - s->cur.len);
     return rc;
 }
 
@@ -131,22 +125,20 @@ static void *out_push(outvec_t *o)
     if (o->n == o->cap) {
         o->cap = o->cap ? o->cap * 2 : 4096;
         void *nv = realloc(o->v, o->cap * o->esize);
-        if (nv == NULL)
-            abort();
+        if (nv == NULL) abort();
         o->v = nv;
     }
     return (char *)o->v + o->esize * o->n++;
 }
 
 /* Merge the sources of one family into out (geo__e4_t or geo__e6_t). */
-static int merge_family(geo_t *g, src_t *srcs, size_t ns, unsigned w, recset_t *rs,
-                        outvec_t *out, diag_list_t *d)
+static int merge_family(geo_t *g, src_t *srcs, size_t ns, unsigned w, recset_t *rs, outvec_t *out,
+                        diag_list_t *d)
 {
     const geo__u128 top = geo__ones(w);
     for (size_t i = 0; i < ns; i++) {
         int rc = src_next(g, &srcs[i], w, d);
-        if (rc < 0)
-            return -EINVAL;
+        if (rc < 0) return -EINVAL;
         if (rc == 0 || srcs[i].cur.start != 0) {
             diag_error(d, NULL, "geo: internal error: a source does not start at address 0");
             return -EINVAL;
@@ -161,13 +153,10 @@ static int merge_family(geo_t *g, src_t *srcs, size_t ns, unsigned w, recset_t *
         uint32_t key[4] = {GEO__NOVAL, GEO__NOVAL, GEO__NOVAL, GEO__NOVAL};
         for (size_t i = 0; i < ns; i++) {
             const src_t *s = &srcs[i];
-            if (s->cur.len > maxlen)
-                maxlen = s->cur.len;
-            if (s->role == ROLE_NETS)
-                netlen = s->cur.len;
+            if (s->cur.len > maxlen) maxlen = s->cur.len;
+            if (s->role == ROLE_NETS) netlen = s->cur.len;
             /* Within a role the first source with data wins. */
-            if (key[s->role] == GEO__NOVAL)
-                key[s->role] = s->cur.val;
+            if (key[s->role] == GEO__NOVAL) key[s->role] = s->cur.val;
         }
         const geo__net_t *net = key[ROLE_NETS] != GEO__NOVAL ? &g->nets[key[ROLE_NETS]] : NULL;
         unsigned scope = maxlen;
@@ -181,15 +170,14 @@ static int merge_family(geo_t *g, src_t *srcs, size_t ns, unsigned w, recset_t *
         if (memcmp(key, last_key, sizeof(key)) == 0) {
             rid = last_rec;
         } else {
-            const geo__city_t *city = key[ROLE_CITY] != GEO__NOVAL ? &g->city[key[ROLE_CITY]]
-                                                                   : NULL;
-            const geo__asnrec_t *asn = key[ROLE_ASN] != GEO__NOVAL ? &g->asnr[key[ROLE_ASN]]
-                                                                   : NULL;
+            const geo__city_t *city =
+                key[ROLE_CITY] != GEO__NOVAL ? &g->city[key[ROLE_CITY]] : NULL;
+            const geo__asnrec_t *asn = key[ROLE_ASN] != GEO__NOVAL ? &g->asnr[key[ROLE_ASN]] : NULL;
             geo__rec_t r;
             memset(&r, 0, sizeof(r));
             r.region = net && net->region != GEO_NONE ? net->region
-                       : city                          ? city->region
-                                                       : GEO_NONE;
+                       : city                         ? city->region
+                                                      : GEO_NONE;
             r.carrier = net && net->carrier != GEO_NONE ? net->carrier
                         : key[ROLE_CC] != GEO__NOVAL    ? (uint16_t)key[ROLE_CC]
                         : asn                           ? asn->carrier
@@ -226,16 +214,13 @@ static int merge_family(geo_t *g, src_t *srcs, size_t ns, unsigned w, recset_t *
             prev_val = val;
         }
         geo__u128 end = cursor | geo__ones(w - maxlen);
-        if (end == top)
-            break;
+        if (end == top) break;
         cursor = end + 1;
         for (size_t i = 0; i < ns; i++) {
             src_t *s = &srcs[i];
-            if (s->end >= cursor)
-                continue;
+            if (s->end >= cursor) continue;
             int rc = src_next(g, s, w, d);
-            if (rc < 0)
-                return -EINVAL;
+            if (rc < 0) return -EINVAL;
             if (rc == 0 || s->cur.start != cursor) {
                 /* Only a corrupt tree can get here (the walk checks most
                  * of it); never guess. */
@@ -251,8 +236,6 @@ static int merge_family(geo_t *g, src_t *srcs, size_t ns, unsigned w, recset_t *
             }
         }
     }
-    /* Let the walks finish, so that a corrupt part past the end is caught
-     * (it cannot be: the end is the top address; this only drains). */
     return 0;
 }
 
@@ -275,11 +258,9 @@ static int build_family(geo_t *g, uint8_t family, recset_t *rs, outvec_t *out, d
         srcs[ns++] = (src_t){.role = ROLE_NETS, .arr = nets};
     }
     for (size_t i = 0; i < g->ndbs; i++) {
-        if (g->dbs[i].kind != GEO__KIND_CITY)
-            continue;
+        if (g->dbs[i].kind != GEO__KIND_CITY) continue;
         geo__walk_t *wk = malloc(sizeof(*wk));
-        if (wk == NULL)
-            abort();
+        if (wk == NULL) abort();
         if (!geo__walk_init(wk, &g->dbs[i], family)) {
             free(wk);
             continue;
@@ -293,11 +274,9 @@ static int build_family(geo_t *g, uint8_t family, recset_t *rs, outvec_t *out, d
         srcs[ns++] = (src_t){.role = ROLE_CC, .arr = cc};
     }
     for (size_t i = 0; i < g->ndbs; i++) {
-        if (g->dbs[i].kind != GEO__KIND_ASN)
-            continue;
+        if (g->dbs[i].kind != GEO__KIND_ASN) continue;
         geo__walk_t *wk = malloc(sizeof(*wk));
-        if (wk == NULL)
-            abort();
+        if (wk == NULL) abort();
         if (!geo__walk_init(wk, &g->dbs[i], family)) {
             free(wk);
             continue;
@@ -307,8 +286,7 @@ static int build_family(geo_t *g, uint8_t family, recset_t *rs, outvec_t *out, d
     }
     for (size_t i = 0; i < g->ncsvs; i++) {
         geo__pfxvec_t *set = family == 4 ? &g->csvs[i].set4 : &g->csvs[i].set6;
-        if (set->n == 0)
-            continue;
+        if (set->n == 0) continue;
         geo__pfx_partition(set, w, &csvp[i]);
         geo__pfxvec_free(set); /* the partition replaces it */
         srcs[ns++] = (src_t){.role = ROLE_ASN, .arr = csvp[i]};
@@ -366,8 +344,7 @@ typedef struct ranges {
 
 static inline geo__u128 r_start(const ranges_t *r, size_t i)
 {
-    if (r->w == 32)
-        return ((const geo__e4_t *)r->v)[i].start;
+    if (r->w == 32) return ((const geo__e4_t *)r->v)[i].start;
     const geo__e6_t *e = &((const geo__e6_t *)r->v)[i];
     return (geo__u128)e->hi << 64 | e->lo;
 }
@@ -390,8 +367,7 @@ static size_t pool_alloc(pool_t *p, size_t words, size_t align_words)
         while (cap < at + words)
             cap *= 2;
         uint32_t *nv = realloc(p->v, cap * sizeof(*nv));
-        if (nv == NULL)
-            abort();
+        if (nv == NULL) abort();
         p->v = nv;
         p->cap = cap;
     }
@@ -412,8 +388,7 @@ static uint32_t build_slot(const ranges_t *r, pool_t *p, size_t i0, geo__u128 S,
         i1++;
     *next = (i1 + 1 < r->n && r_start(r, i1 + 1) == E + 1) ? i1 + 1 : i1;
     size_t n = i1 - i0 + 1;
-    if (n == 1)
-        return GEO__LEAF | r_val(r, i0);
+    if (n == 1) return GEO__LEAF | r_val(r, i0);
     /* The narrowest key width that keeps every start exact. */
     unsigned rest = w - d, kw = 0;
     for (unsigned cand = 1; cand <= 8 && kw == 0; cand *= 2) {
@@ -425,15 +400,13 @@ static uint32_t build_slot(const ranges_t *r, pool_t *p, size_t i0, geo__u128 S,
         bool fits = true;
         for (size_t i = i0 + 1; i <= i1 && fits; i++)
             fits = (r_start(r, i) & low) == 0;
-        if (fits)
-            kw = cand;
+        if (fits) kw = cand;
     }
     if (kw && (n <= BLOCK_SMALL || (n <= BLOCK_LARGE && kw <= 2))) {
         size_t words = 1 + n + (n * kw + 3) / 4;
         /* A block that fits a cache line does not straddle two. */
         size_t at = p->n;
-        if (words <= 16 && (at % 16) + words > 16)
-            at = pool_alloc(p, 0, 16);
+        if (words <= 16 && (at % 16) + words > 16) at = pool_alloc(p, 0, 16);
         at = pool_alloc(p, words, 1);
         if (at > GEO__OFF_MASK) {
             *err = -E2BIG;
@@ -445,8 +418,8 @@ static uint32_t build_slot(const ranges_t *r, pool_t *p, size_t i0, geo__u128 S,
         for (size_t i = 0; i < n; i++) {
             b[1 + i] = r_val(r, i0 + i);
             geo__u128 rel = i == 0 ? 0 : r_start(r, i0 + i) - S;
-            uint64_t key = (uint64_t)(8 * kw >= rest ? rel << (8 * kw - rest)
-                                                     : rel >> (rest - 8 * kw));
+            uint64_t key =
+                (uint64_t)(8 * kw >= rest ? rel << (8 * kw - rest) : rel >> (rest - 8 * kw));
             memcpy(keys + i * kw, &key, kw); /* little-endian low bytes */
         }
         return (uint32_t)at;
@@ -463,8 +436,7 @@ static uint32_t build_slot(const ranges_t *r, pool_t *p, size_t i0, geo__u128 S,
     for (size_t k = 0; k < slots; k++) {
         geo__u128 cs = S | ((geo__u128)k << (rest - stride));
         uint32_t e = build_slot(r, p, i, cs, d + stride, &i, err);
-        if (*err)
-            return 0;
+        if (*err) return 0;
         p->v[at + k] = e; /* p->v may have moved: index, not pointer */
     }
     return GEO__NODE | (uint32_t)at;
@@ -475,8 +447,7 @@ static unsigned l1_bits(size_t n, unsigned w)
     /* A large IPv4 table gets a direct array on /24 (64 MiB): 97% of the
      * IPv4 space of a city database is then one access.  IPv6 and small
      * tables get about one slot per range. */
-    if (w == 32 && n >= ((size_t)1 << 20))
-        return 24;
+    if (w == 32 && n >= ((size_t)1 << 20)) return 24;
     unsigned k = 8;
     while (k < 20 && ((size_t)1 << k) < n)
         k++;
@@ -488,8 +459,7 @@ static int build_lpm(const ranges_t *r, uint32_t **l1out, unsigned *k1out, pool_
     unsigned k1 = l1_bits(r->n, r->w);
     size_t nb = (size_t)1 << k1;
     uint32_t *l1 = malloc(nb * sizeof(*l1));
-    if (l1 == NULL)
-        abort();
+    if (l1 == NULL) abort();
     size_t i = 0;
     int err = 0;
     for (size_t b = 0; b < nb && !err; b++) {
@@ -513,19 +483,15 @@ int geo__table_build(geo_t *g, diag_list_t *d)
     unsigned k1[2] = {0, 0};
     pool_t pool[2] = {{0}, {0}};
     int rc = build_family(g, 4, &rs, &o4, d);
-    if (rc == 0)
-        rc = build_family(g, 6, &rs, &o6, d);
+    if (rc == 0) rc = build_family(g, 6, &rs, &o6, d);
     for (size_t i = 0; rc == 0 && i < g->ndbs; i++)
         geo__mmdb_check_fields(g, &g->dbs[i], d);
     ranges_t r4 = {o4.v, o4.n, 32}, r6 = {o6.v, o6.n, 128};
-    if (rc == 0)
-        rc = build_lpm(&r4, &l1[0], &k1[0], &pool[0]);
+    if (rc == 0) rc = build_lpm(&r4, &l1[0], &k1[0], &pool[0]);
     free(o4.v);
-    if (rc == 0)
-        rc = build_lpm(&r6, &l1[1], &k1[1], &pool[1]);
+    if (rc == 0) rc = build_lpm(&r6, &l1[1], &k1[1], &pool[1]);
     free(o6.v);
-    if (rc == -E2BIG)
-        diag_error(d, NULL, "geo: the lookup tables would exceed 4 GiB");
+    if (rc == -E2BIG) diag_error(d, NULL, "geo: the lookup tables would exceed 4 GiB");
     size_t off[5], total = 0;
     if (rc == 0) {
         off[0] = 0;
@@ -540,9 +506,9 @@ int geo__table_build(geo_t *g, diag_list_t *d)
      * cache miss. */
     const size_t huge = 2u * 1024u * 1024u;
     size_t maplen = align_up(total, huge) + huge;
-    void *map = rc == 0 ? mmap(NULL, maplen, PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                        : MAP_FAILED;
+    void *map = rc == 0
+                    ? mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                    : MAP_FAILED;
     if (rc == 0 && map == MAP_FAILED) {
         diag_error(d, NULL, "geo: cannot map %zu bytes for the lookup tables", maplen);
         rc = -ENOMEM;
@@ -558,23 +524,24 @@ int geo__table_build(geo_t *g, diag_list_t *d)
     }
     char *base = (char *)align_up((size_t)map, huge);
 #ifdef MADV_HUGEPAGE
-    if (total >= huge)
-        (void)madvise(base, align_up(total, huge), MADV_HUGEPAGE);
+    if (total >= huge) (void)madvise(base, align_up(total, huge), MADV_HUGEPAGE);
 #endif
     memcpy(base + off[0], l1[0], ((size_t)1 << k1[0]) * 4);
-    if (pool[0].n)
-        memcpy(base + off[1], pool[0].v, pool[0].n * 4);
+    if (pool[0].n) memcpy(base + off[1], pool[0].v, pool[0].n * 4);
     memcpy(base + off[2], l1[1], ((size_t)1 << k1[1]) * 4);
-    if (pool[1].n)
-        memcpy(base + off[3], pool[1].v, pool[1].n * 4);
+    if (pool[1].n) memcpy(base + off[3], pool[1].v, pool[1].n * 4);
     memcpy(base + off[4], rs.v, rs.n * sizeof(geo__rec_t));
     g->t4 = (geo__lpm_t){.l1 = (const uint32_t *)(base + off[0]),
                          .pool = (const uint32_t *)(base + off[1]),
-                         .k1 = k1[0], .l1n = (size_t)1 << k1[0], .pooln = pool[0].n,
+                         .k1 = k1[0],
+                         .l1n = (size_t)1 << k1[0],
+                         .pooln = pool[0].n,
                          .ranges = o4.n};
     g->t6 = (geo__lpm_t){.l1 = (const uint32_t *)(base + off[2]),
                          .pool = (const uint32_t *)(base + off[3]),
-                         .k1 = k1[1], .l1n = (size_t)1 << k1[1], .pooln = pool[1].n,
+                         .k1 = k1[1],
+                         .l1n = (size_t)1 << k1[1],
+                         .pooln = pool[1].n,
                          .ranges = o6.n};
     g->recs = (const geo__rec_t *)(base + off[4]);
     g->nrecs = rs.n;
@@ -593,8 +560,7 @@ int geo__table_build(geo_t *g, diag_list_t *d)
 
 void geo__table_free(geo_t *g)
 {
-    if (g->map)
-        munmap(g->map, g->maplen);
+    if (g->map) munmap(g->map, g->maplen);
     g->map = NULL;
 }
 
@@ -658,8 +624,8 @@ static inline uint32_t lpm_lookup(const geo__lpm_t *t, geo__u128 a, unsigned w)
         uint32_t n = x[0] & 0xffff, kw = x[0] >> 16;
         const unsigned char *keys = (const unsigned char *)(x + 1 + n);
         unsigned rest = w - d;
-        uint64_t key = 8 * kw >= rest ? bits_at(a, w, d, rest) << (8 * kw - rest)
-                                      : bits_at(a, w, d, 8 * kw);
+        uint64_t key =
+            8 * kw >= rest ? bits_at(a, w, d, rest) << (8 * kw - rest) : bits_at(a, w, d, 8 * kw);
         uint32_t lo = 0, hi = n - 1;
         while (lo < hi) {
             uint32_t mid = (lo + hi + 1) >> 1;
@@ -790,8 +756,7 @@ void geo_classify(const geo_t *g, const netaddr_t *addr, geo_result_t *out)
 void geo_get_stats(const geo_t *g, geo_stats_t *out)
 {
     memset(out, 0, sizeof(*out));
-    if (g == NULL)
-        return;
+    if (g == NULL) return;
     out->entries4 = g->t4.ranges;
     out->entries6 = g->t6.ranges;
     out->records = g->nrecs;

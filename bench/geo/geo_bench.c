@@ -48,13 +48,11 @@ static uint64_t now_ns(void)
 static long rss_kib(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
-    if (f == NULL)
-        return -1;
+    if (f == NULL) return -1;
     char line[256];
     long v = -1;
     while (fgets(line, sizeof(line), f))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            v = strtol(line + 6, NULL, 10);
+        if (strncmp(line, "VmRSS:", 6) == 0) v = strtol(line + 6, NULL, 10);
     fclose(f);
     return v;
 }
@@ -64,13 +62,11 @@ static long rss_kib(void)
 static long thp_kib(void)
 {
     FILE *f = fopen("/proc/self/smaps_rollup", "r");
-    if (f == NULL)
-        return -1;
+    if (f == NULL) return -1;
     char line[256];
     long v = -1;
     while (fgets(line, sizeof(line), f))
-        if (strncmp(line, "AnonHugePages:", 14) == 0)
-            v = strtol(line + 14, NULL, 10);
+        if (strncmp(line, "AnonHugePages:", 14) == 0) v = strtol(line + 14, NULL, 10);
     fclose(f);
     return v;
 }
@@ -100,8 +96,7 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2)
-        usage();
+    if (argc < 2) usage();
     const char *cfg = argv[1];
     size_t count = 1000000;
     const char *fam = "4";
@@ -123,8 +118,7 @@ int main(int argc, char **argv)
         } else
             usage();
     }
-    if (count == 0)
-        usage();
+    if (count == 0) usage();
 
     arena_t *a = arena_new();
     diag_list_t d;
@@ -144,8 +138,10 @@ int main(int argc, char **argv)
         regs[i].match = yconf_map_get(rn->u.map.pairs[i].value, "match");
     }
     char *cfgcopy = strdup(cfg);
-    geo_config_in_t in = {.section = yconf_map_get(root, "geo"), .regions = regs,
-                          .nregions = nreg, .base_dir = dirname(cfgcopy)};
+    geo_config_in_t in = {.section = yconf_map_get(root, "geo"),
+                          .regions = regs,
+                          .nregions = nreg,
+                          .base_dir = dirname(cfgcopy)};
 
     long rss0 = rss_kib();
     uint64_t t0 = now_ns();
@@ -249,14 +245,11 @@ int main(int argc, char **argv)
             if (lr.found_entry) {
                 MMDB_entry_data_s v;
                 if ((MMDB_get_value(&lr.entry, &v, "country_code", NULL) == 0 && v.has_data) ||
-                    (MMDB_get_value(&lr.entry, &v, "country", "iso_code", NULL) == 0 &&
-                     v.has_data))
-                    if (v.data_size == 2)
-                        memcpy(want, v.utf8_string, 2);
+                    (MMDB_get_value(&lr.entry, &v, "country", "iso_code", NULL) == 0 && v.has_data))
+                    if (v.data_size == 2) memcpy(want, v.utf8_string, 2);
             }
             unsigned nm = lr.netmask;
-            if (x->family == 4 && m->metadata.ip_version == 6)
-                nm = nm >= 96 ? nm - 96 : 0;
+            if (x->family == 4 && m->metadata.ip_version == 6) nm = nm >= 96 ? nm - 96 : 0;
             geo_result_t r;
             geo_classify(g, x, &r);
             if (strcmp(want, r.country) != 0 || nm != r.scope) {
@@ -308,8 +301,7 @@ int main(int argc, char **argv)
            : strcmp(fam, "6") == 0      ? "IPv6 (2000::/3)"
            : strcmp(fam, "6dense") == 0 ? "IPv6 (in the RIRs' main blocks)"
                                         : "mixed",
-           overhead, lat[count / 2], lat[count * 9 / 10], lat[count * 99 / 100],
-           lat[count - 1]);
+           overhead, lat[count / 2], lat[count * 9 / 10], lat[count * 99 / 100], lat[count - 1]);
     printf("throughput: %.1f ns/classification back to back; %.1f%% of addresses have a country "
            "(checksum %llu)\n",
            (double)(tb1 - tb0) / (double)count, 100.0 * (double)known / (double)count,

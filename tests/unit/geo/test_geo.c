@@ -36,7 +36,7 @@
 #include "geo/geo.h"
 
 #define MMDB_DIR STEERDNS_SHARED "/testdata/mmdb"
-#define BAD_DIR GEO_TEST_DIR "/bad"
+#define BAD_DIR  GEO_TEST_DIR "/bad"
 
 static char tmpdir[256];
 
@@ -53,26 +53,22 @@ static volatile int counting;
 static volatile size_t alloc_count;
 void *malloc(size_t n)
 {
-    if (counting)
-        alloc_count++;
+    if (counting) alloc_count++;
     return __libc_malloc(n);
 }
 void *calloc(size_t a, size_t b)
 {
-    if (counting)
-        alloc_count++;
+    if (counting) alloc_count++;
     return __libc_calloc(a, b);
 }
 void *realloc(void *p, size_t n)
 {
-    if (counting)
-        alloc_count++;
+    if (counting) alloc_count++;
     return __libc_realloc(p, n);
 }
 void free(void *p)
 {
-    if (counting && p)
-        alloc_count++;
+    if (counting && p) alloc_count++;
     __libc_free(p);
 }
 #endif
@@ -89,8 +85,7 @@ static char *subst(const char *s)
     for (const char *p = s; *p;) {
         int hit = -1;
         for (int k = 0; k < 3; k++)
-            if (strncmp(p, keys[k], strlen(keys[k])) == 0)
-                hit = k;
+            if (strncmp(p, keys[k], strlen(keys[k])) == 0) hit = k;
         if (hit >= 0) {
             size_t vl = strlen(vals[hit]);
             memcpy(out + n, vals[hit], vl);
@@ -121,13 +116,11 @@ static void format_diags(const diag_list_t *d, char *out, size_t size)
     for (size_t i = 0; i < d->n; i++) {
         diag_t x = d->items[i];
         char *file = x.file;
-        if (file && strrchr(file, '/'))
-            x.file = strrchr(file, '/') + 1;
+        if (file && strrchr(file, '/')) x.file = strrchr(file, '/') + 1;
         char line[2048];
         diag_format(&x, line, sizeof(line));
         int w = snprintf(out + used, size - used, "%s\n", line);
-        if (w < 0 || (size_t)w >= size - used)
-            break;
+        if (w < 0 || (size_t)w >= size - used) break;
         used += (size_t)w;
     }
 }
@@ -151,8 +144,10 @@ static void build_text(fx_t *f, const char *name, const char *yaml_in, const cha
             regs[i].name = rn->u.map.pairs[i].key->u.scalar.str;
             regs[i].match = yconf_map_get(rn->u.map.pairs[i].value, "match");
         }
-        geo_config_in_t in = {.section = yconf_map_get(root, "geo"), .regions = regs,
-                              .nregions = nreg, .base_dir = base_dir};
+        geo_config_in_t in = {.section = yconf_map_get(root, "geo"),
+                              .regions = regs,
+                              .nregions = nreg,
+                              .base_dir = base_dir};
         f->rc = geo_build(&in, f->a, &f->d, &f->g);
     }
     format_diags(&f->d, f->diags, sizeof(f->diags));
@@ -161,8 +156,7 @@ static void build_text(fx_t *f, const char *name, const char *yaml_in, const cha
 static void build_ok(fx_t *f, const char *yaml)
 {
     build_text(f, "t.yaml", yaml, tmpdir);
-    if (f->rc != 0 || f->d.n != 0)
-        fprintf(stderr, "unexpected diagnostics:\n%s", f->diags);
+    if (f->rc != 0 || f->d.n != 0) fprintf(stderr, "unexpected diagnostics:\n%s", f->diags);
     assert_int_equal(f->rc, 0);
     assert_non_null(f->g);
 }
@@ -177,8 +171,7 @@ static void fx_free(fx_t *f)
 static geo_result_t cls(const geo_t *g, const char *client)
 {
     netaddr_t a;
-    if (netaddr_parse_cidr(client, true, &a) != 0)
-        fail_msg("bad test address %s", client);
+    if (netaddr_parse_cidr(client, true, &a) != 0) fail_msg("bad test address %s", client);
     geo_result_t r;
     memset(&r, 0x55, sizeof(r));
     geo_classify(g, &a, &r);
@@ -199,15 +192,15 @@ static void write_file(const char *name, const char *text)
     fclose(f);
 }
 
-#define EXPECT_CLS(g, client, cc, reg, car, scp)                                              \
-    do {                                                                                      \
-        geo_result_t r_ = cls((g), (client));                                                 \
-        if (strcmp(r_.country, (cc)) != 0 || r_.region != (reg) || r_.carrier != (car) ||     \
-            r_.scope != (scp))                                                                \
-            fail_msg("%s: expected country '%s' region %d carrier %d scope %d, got '%s' %d "  \
-                     "%d %d",                                                                 \
-                     (client), (cc), (int)(reg), (int)(car), (int)(scp), r_.country,          \
-                     (int)r_.region, (int)r_.carrier, (int)r_.scope);                         \
+#define EXPECT_CLS(g, client, cc, reg, car, scp)                                                   \
+    do {                                                                                           \
+        geo_result_t r_ = cls((g), (client));                                                      \
+        if (strcmp(r_.country, (cc)) != 0 || r_.region != (reg) || r_.carrier != (car) ||          \
+            r_.scope != (scp))                                                                     \
+            fail_msg("%s: expected country '%s' region %d carrier %d scope %d, got '%s' %d "       \
+                     "%d %d",                                                                      \
+                     (client), (cc), (int)(reg), (int)(car), (int)(scp), r_.country,               \
+                     (int)r_.region, (int)r_.carrier, (int)r_.scope);                              \
     } while (0)
 
 static const uint16_t NONE = GEO_NONE;
@@ -287,11 +280,10 @@ static void test_city_matches_libmaxminddb(void **state)
             /* IPv4 near the test networks or anywhere. */
             a.family = 4;
             a.bits = 32;
-            if (kind == 0)
-                x = (x & 0xffff0000u) | (x & 0xff);
+            if (kind == 0) x = (x & 0xffff0000u) | (x & 0xff);
             memcpy(a.addr, &x, 4);
             if (kind == 0) {
-                static const uint8_t pre[][2] = {{2, 2},   {81, 2},   {149, 101}, {175, 16},
+                static const uint8_t pre[][2] = {{2, 2},    {81, 2},    {149, 101}, {175, 16},
                                                  {89, 160}, {216, 160}, {202, 196}, {67, 43}};
                 a.addr[0] = pre[x % 8][0];
                 a.addr[1] = pre[x % 8][1];
@@ -329,13 +321,12 @@ static void test_city_matches_libmaxminddb(void **state)
             found++;
         }
         unsigned nm = lr.netmask;
-        if (a.family == 4)
-            nm -= 96;
+        if (a.family == 4) nm -= 96;
         if (strcmp(want, r.country) != 0 || nm != r.scope) {
             char s[NETADDR_STRLEN];
             netaddr_format(&a, false, s, sizeof(s));
-            fail_msg("%s: libmaxminddb says '%s' /%u, geo says '%s' /%u", s, want, nm,
-                     r.country, r.scope);
+            fail_msg("%s: libmaxminddb says '%s' /%u, geo says '%s' /%u", s, want, nm, r.country,
+                     r.scope);
         }
     }
     assert_true(found > 1000);
@@ -617,8 +608,7 @@ static void test_nets(void **state)
         "geo: result: region beijing, carrier telecom, country -, AS0, location -, scope /17\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-        if (strstr(buf, want[i]) == NULL)
-            fail_msg("explain lacks \"%s\":\n%s", want[i], buf);
+        if (strstr(buf, want[i]) == NULL) fail_msg("explain lacks \"%s\":\n%s", want[i], buf);
     fx_free(&f);
 }
 
@@ -655,10 +645,8 @@ static unsigned naive_scope(const rnet_t *v, size_t n, const netaddr_t *a)
         netaddr_mask(q.addr, q.family, L);
         bool clean = true;
         for (size_t i = 0; i < n && clean; i++)
-            if (v[i].p.bits > L && netaddr_contains(&q, &v[i].p))
-                clean = false;
-        if (clean)
-            return L;
+            if (v[i].p.bits > L && netaddr_contains(&q, &v[i].p)) clean = false;
+        if (clean) return L;
     }
     return maxb;
 }
@@ -705,8 +693,7 @@ static void test_random_overrides(void **state)
             bool dup = false;
             for (size_t j = 0; j < nc; j++)
                 dup |= cc[j].p.bits == r.p.bits && memcmp(cc[j].p.addr, r.p.addr, 16) == 0;
-            if (dup)
-                continue;
+            if (dup) continue;
             cc[nc++] = r;
             char t[NETADDR_STRLEN];
             netaddr_format(&r.p, true, t, sizeof(t));
@@ -720,8 +707,7 @@ static void test_random_overrides(void **state)
         bool dup = false;
         for (size_t j = 0; j < nn; j++)
             dup |= nets[j].p.bits == r.p.bits && memcmp(nets[j].p.addr, r.p.addr, 16) == 0;
-        if (dup)
-            continue;
+        if (dup) continue;
         int what = (int)(lcg(&s) % 3); /* region, carrier, both */
         r.region = what != 1 ? (int)(lcg(&s) % 3) : -1;
         r.carrier = what != 0 ? (int)(lcg(&s) % 3) : -1;
@@ -730,11 +716,10 @@ static void test_random_overrides(void **state)
         netaddr_format(&r.p, true, t, sizeof(t));
         used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "    \"%s\": {", t);
         if (r.region >= 0)
-            used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "region: r%d%s",
-                                     r.region, r.carrier >= 0 ? ", " : "");
+            used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "region: r%d%s", r.region,
+                                     r.carrier >= 0 ? ", " : "");
         if (r.carrier >= 0)
-            used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "carrier: c%d",
-                                     r.carrier);
+            used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "carrier: c%d", r.carrier);
         used += (size_t)snprintf(yaml + used, sizeof(yaml) - used, "}\n");
     }
     assert_true(used < sizeof(yaml) - 1);
@@ -747,8 +732,7 @@ static void test_random_overrides(void **state)
         unsigned maxb = a.family == 4 ? 32 : 128;
         for (int k = a.family == 4 ? 1 : 4; k < 16; k++)
             a.addr[k] = (uint8_t)(a.addr[k] | (uint8_t)lcg(&s));
-        if (a.family == 4)
-            memset(a.addr + 4, 0, 12);
+        if (a.family == 4) memset(a.addr + 4, 0, 12);
         a.bits = (uint8_t)(i % 3 == 0 ? maxb : 8 + lcg(&s) % (maxb - 7));
         netaddr_mask(a.addr, a.family, a.bits);
         netaddr_t full = a;
@@ -776,8 +760,7 @@ static void test_random_overrides(void **state)
         for (int k = 0; k < 4; k++) {
             netaddr_t b = full;
             for (unsigned bit = r.scope; bit < maxb; bit++)
-                if (lcg(&s) & 1)
-                    b.addr[bit / 8] ^= (uint8_t)(0x80 >> (bit % 8));
+                if (lcg(&s) & 1) b.addr[bit / 8] ^= (uint8_t)(0x80 >> (bit % 8));
             geo_result_t rb;
             geo_classify(f.g, &b, &rb);
             assert_int_equal(rb.region, r.region);
@@ -823,8 +806,7 @@ static void test_bad_fixtures(void **state)
     struct dirent *de;
     while ((de = readdir(dir)) != NULL && n < 256) {
         size_t l = strlen(de->d_name);
-        if (l > 5 && strcmp(de->d_name + l - 5, ".yaml") == 0)
-            names[n++] = strdup(de->d_name);
+        if (l > 5 && strcmp(de->d_name + l - 5, ".yaml") == 0) names[n++] = strdup(de->d_name);
     }
     closedir(dir);
     qsort(names, n, sizeof(names[0]), cmp_str);
@@ -901,8 +883,7 @@ static void test_wrong_fields(void **state)
     char *want = subst("t.yaml:3:12: error: geo.city_db: '@MMDB@/GeoIP2-City-Test.mmdb': field "
                        "'city' (path 'city'): is a map, expected a string: wrong field paths "
                        "for this city database? (see geo.format and geo.fields)\n");
-    if (strstr(f.diags, want) == NULL)
-        fail_msg("got:\n%s\nwant:\n%s", f.diags, want);
+    if (strstr(f.diags, want) == NULL) fail_msg("got:\n%s\nwant:\n%s", f.diags, want);
     free(want);
     fx_free(&f);
     build_text(&f, "t.yaml",
@@ -967,8 +948,7 @@ static int setup(void **state)
     (void)state;
     snprintf(tmpdir, sizeof(tmpdir), "%s/steerdns-geo-test.XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(tmpdir) == NULL)
-        return -1;
+    if (mkdtemp(tmpdir) == NULL) return -1;
     return 0;
 }
 
