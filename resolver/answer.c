@@ -586,6 +586,9 @@ static size_t respond_plain(const answer_env_t *env, const uint8_t *pkt, answer_
     if (q->edns)
         len += wire_write_opt(out + len, q, env->max_udp_payload, (uint8_t)(rcode >> 4), env->ecs, 0);
     t->rcode = (uint8_t)rcode;
+    t->rrl_kind = RRL_ERROR;
+    t->rrl_name = NULL;
+    t->rrl_name_len = 0;
     return len;
 }
 
@@ -667,6 +670,12 @@ static size_t emit_blob(const answer_env_t *env, const uint8_t *pkt, answer_txn_
         len += wire_write_opt(out + len, q, env->max_udp_payload, 0, env->ecs, scope);
     t->rcode = b->rcode;
     t->tc = tc;
+    if (b->rcode == WIRE_RCODE_NXDOMAIN)
+        t->rrl_kind = RRL_NXDOMAIN;
+    else if (!b->aa)
+        t->rrl_kind = RRL_REFERRAL;
+    else
+        t->rrl_kind = b->an ? RRL_ANSWER : RRL_NODATA;
     return len;
 }
 
@@ -767,6 +776,13 @@ size_t answer_respond(const answer_env_t *env, const uint8_t *pkt, size_t len,
     zones_match_t m;
     zones_lookup(env->zones, &t->qn, q->qtype == ZONES_TYPE_DS, &m);
     const answer_blob_t *b;
+    /* The name a response counts against for rate limiting: the zone for
+     * NXDOMAIN (a random-name flood is one bucket), the cut for referrals,
+     * the node (for a wildcard, the wildcard) otherwise. */
+    if (m.node) {
+        t->rrl_name = m.result == ZONES_NXDOMAIN ? m.zone->apex : m.node->name;
+        t->rrl_name_len = m.result == ZONES_NXDOMAIN ? m.zone->apex_len : m.node->name_len;
+    }
     switch (m.result) {
     case ZONES_NOTAUTH:
         /* Never recursive: names outside our zones are refused. */
@@ -782,6 +798,11 @@ size_t answer_respond(const answer_env_t *env, const uint8_t *pkt, size_t len,
     default:
         b = pick_type(&env->answers->nodes[m.node->id], q->qtype);
         break;
+    }
+    if (b->rcode == WIRE_RCODE_NXDOMAIN && m.zone) {
+        /* A CNAME chain ending in NXDOMAIN counts against the zone. */
+        t->rrl_name = m.zone->apex;
+        t->rrl_name_len = m.zone->apex_len;
     }
     if (m.result == ZONES_EXACT || m.result == ZONES_WILDCARD) {
         const answer_node_t *an = &env->answers->nodes[m.node->id];

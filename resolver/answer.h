@@ -31,6 +31,7 @@
 #include "core/diag.h"
 #include "core/netaddr.h"
 #include "resolver/plugin.h"
+#include "resolver/rrl.h"
 #include "resolver/wire.h"
 #include "zones/zones.h"
 
@@ -115,6 +116,11 @@ typedef struct answer_txn {
     plugin_result_t pr;       /* what it chose */
     uint64_t rng;             /* the worker's random state for plugins; never 0 */
     const trace_t *trace;     /* explain: the plugin's decision is traced here */
+    /* For response rate limiting: the kind of response and the name it
+     * counts against (lower-cased wire bytes, or NULL). */
+    uint8_t rrl_kind;
+    uint8_t rrl_name_len;
+    const uint8_t *rrl_name;
 } answer_txn_t;
 
 /* Answer one query: write the response into out (outsize >= 512) and

@@ -10,6 +10,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,6 +268,8 @@ static void control_cmd(void *arg, const char *line, const trace_t *t)
         trace_printf(t, "tcp accepted=%llu rejected=%llu timeouts=%llu closed_slow=%llu",
                      (unsigned long long)c.tcp_accepted, (unsigned long long)c.tcp_rejected,
                      (unsigned long long)c.tcp_timeouts, (unsigned long long)c.tcp_closed_slow);
+        trace_printf(t, "rrl rate=%u/s dropped=%llu slipped=%llu", s->server.rrl.rate,
+                     (unsigned long long)c.rrl_dropped, (unsigned long long)c.rrl_slipped);
         if (s->topo)
             health_status_write(app->health, s->topo, t);
         else
@@ -276,6 +281,49 @@ static void control_cmd(void *arg, const char *line, const trace_t *t)
         return;
     }
     trace_printf(t, "error: unknown command '%s' (status, explain CLIENT NAME [TYPE])", line);
+}
+
+/* After the sockets are bound: become server.user (and server.group, else
+ * the user's group).  Running as root with a user configured and failing
+ * to drop is fatal: never keep root by accident. */
+static int drop_privileges(const snap_server_t *sv)
+{
+    if (sv->user == NULL)
+        return 0;
+    struct passwd *pw = getpwnam(sv->user);
+    if (pw == NULL) {
+        log_err("server.user: no such user '%s'", sv->user);
+        return -ENOENT;
+    }
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    if (sv->group) {
+        struct group *gr = getgrnam(sv->group);
+        if (gr == NULL) {
+            log_err("server.group: no such group '%s'", sv->group);
+            return -ENOENT;
+        }
+        gid = gr->gr_gid;
+    }
+    if (geteuid() != 0) {
+        if (geteuid() == uid && getegid() == gid)
+            return 0;
+        log_err("server.user: cannot become '%s': not running as root (run as root, or as that user with CAP_NET_BIND_SERVICE)",
+                sv->user);
+        return -EPERM;
+    }
+    if (sv->control && chown(sv->control, uid, gid) != 0)
+        log_warn("control socket %s: cannot hand it to %s: %s", sv->control, sv->user, strerror(errno));
+    if (setgroups(1, &gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+        log_err("server.user: cannot become '%s': %s", sv->user, strerror(errno));
+        return -EPERM;
+    }
+    if (uid != 0 && (setuid(0) == 0 || geteuid() == 0)) {
+        log_err("server.user: still able to regain root after dropping to '%s'", sv->user);
+        return -EPERM;
+    }
+    log_info("running as user %s (uid %u, gid %u)", sv->user, (unsigned)uid, (unsigned)gid);
+    return 0;
 }
 
 static int cmd_serve(const char *config)
@@ -307,9 +355,13 @@ static int cmd_serve(const char *config)
         snap_free(s);
         return 1;
     }
-    rc = health_adopt(&app, s);
-    if (rc == 0 && s->server.control)
+    rc = 0;
+    if (s->server.control)
         rc = control_start(app.loop, s->server.control, control_cmd, &app, &app.control);
+    if (rc == 0)
+        rc = drop_privileges(&s->server);
+    if (rc == 0)
+        rc = health_adopt(&app, s);
     if (rc == 0)
         rc = server_start(app.srv);
     if (rc != 0) {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -28,6 +29,7 @@
 #define CMSG_SPACE_PKTINFO 64
 #define TCP_IN 4096          /* queries larger than this close the connection */
 #define TCP_OUT (65535 + 2)
+#define TCP_SNDBUF 65536     /* kernel send buffer per connection (doubled by Linux) */
 #define EPOCH_IDLE UINT64_MAX
 
 typedef struct worker worker_t;
@@ -80,6 +82,7 @@ struct worker {
         _Atomic uint64_t v[sizeof(server_counters_t) / sizeof(uint64_t)];
     } counters;
     answer_txn_t txn;
+    rrl_table_t rrl;
     /* UDP batch buffers. */
     struct mmsghdr rmsg[BATCH], smsg[BATCH];
     struct iovec riov[BATCH], siov[BATCH];
@@ -361,6 +364,13 @@ static void udp_readable(uv_poll_t *h, int status, int events)
         if (n <= 0)
             return;
         snap_t *s = batch_enter(w);
+        const rrl_conf_t *rc = &s->server.rrl;
+        uint32_t now_s = 0;
+        if (rc->rate) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+            now_s = (uint32_t)ts.tv_sec;
+        }
         int out = 0;
         for (int i = 0; i < n; i++) {
             struct msghdr *rm = &w->rmsg[i].msg_hdr;
@@ -377,6 +387,25 @@ static void udp_readable(uv_poll_t *h, int status, int events)
             if (len == 0) {
                 cnt_add(w, CIDX(dropped), 1);
                 continue;
+            }
+            if (rc->rate) {
+                rrl_verdict_t v = rrl_account(&w->rrl, rc, &client.addr, (rrl_kind_t)w->txn.rrl_kind,
+                                              w->txn.rrl_name, w->txn.rrl_name_len,
+                                              w->txn.q.qtype, now_s);
+                if (v == RRL_DROP) {
+                    cnt_add(w, CIDX(rrl_dropped), 1);
+                    continue;
+                }
+                if (v == RRL_SLIP) {
+                    /* An empty truncated answer: a real client retries
+                     * over TCP, a victim gets nothing to amplify. */
+                    cnt_add(w, CIDX(rrl_slipped), 1);
+                    len = w->txn.q.has_question ? w->txn.q.question_end : WIRE_HEADER_LEN;
+                    uint8_t *hdr = w->sbuf[out];
+                    hdr[2] |= 0x02; /* TC */
+                    memset(hdr + 6, 0, 6);
+                    w->txn.tc = true;
+                }
             }
             cnt_add(w, CIDX(rcodes) + (w->txn.rcode < 24 ? w->txn.rcode : 23), 1);
             if (w->txn.tc)
@@ -644,6 +673,10 @@ static void tcp_acceptable(uv_poll_t *h, int status, int events)
         cnt_add(w, CIDX(tcp_accepted), 1);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        /* Bound what the kernel holds for a client that does not read:
+         * with autotuning a loopback socket would buffer megabytes. */
+        int sndbuf = TCP_SNDBUF;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
         c->fd = fd;
         c->open = true;
         c->closing = false;
@@ -683,7 +716,7 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-static worker_t *worker_new(server_t *srv, unsigned index, size_t nconns)
+static worker_t *worker_new(server_t *srv, unsigned index, size_t nconns, uint32_t rrl_size)
 {
     worker_t *w = calloc(1, sizeof(*w));
     if (w == NULL)
@@ -703,6 +736,9 @@ static worker_t *worker_new(server_t *srv, unsigned index, size_t nconns)
             abort();
     }
     w->nbig_free = w->nbig;
+    if (rrl_init(&w->rrl, rrl_size) != 0)
+        abort();
+    w->txn.rng = 0x9E3779B97F4A7C15ull * (index + 1);
     for (size_t i = nconns; i-- > 0;) {
         w->conns[i].w = w;
         w->conns[i].fd = -1;
@@ -719,6 +755,7 @@ static void worker_free(worker_t *w)
     for (size_t i = 0; i < w->nbig; i++)
         free(w->bigbufs[i]);
     free(w->bigbufs);
+    rrl_free(&w->rrl);
     free(w->conns);
     free(w);
 }
@@ -745,7 +782,7 @@ int server_new(snap_t *s, server_t **out)
     if (per == 0)
         per = 1;
     for (unsigned i = 0; i < n; i++) {
-        srv->workers[i] = worker_new(srv, i, per);
+        srv->workers[i] = worker_new(srv, i, per, s->server.rrl_table_size);
         if (srv->workers[i] == NULL)
             abort();
     }

@@ -32,6 +32,7 @@ typedef struct server_counters {
     uint64_t send_errors;
     uint64_t rcodes[24]; /* by response code, 16 = BADVERS */
     uint64_t tcp_accepted, tcp_rejected, tcp_timeouts, tcp_closed_slow;
+    uint64_t rrl_dropped, rrl_slipped; /* UDP responses limited by RRL */
 } server_counters_t;
 
 /* Create the sockets for snapshot s's listen settings (binding them now, so

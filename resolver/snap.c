@@ -51,6 +51,8 @@ typedef struct server_raw {
     int log_level;
     uint64_t max_config_bytes;
     uint32_t max_zones;
+    const yconf_node_t *rrl;
+    const char *user, *group;
 } server_raw_t;
 
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
@@ -73,6 +75,29 @@ static const yconf_key_t server_table[] = {
      "67108864", 0, NULL, NULL},
     {"max_zones", YCONF_T_U32, offsetof(server_raw_t, max_zones), 1, 10000000, "10000", 0, NULL,
      NULL},
+    {"rrl", YCONF_T_MAP, offsetof(server_raw_t, rrl), 0, 0, NULL, 0, NULL, NULL},
+    {"user", YCONF_T_STR, offsetof(server_raw_t, user), 0, 0, NULL, 0, NULL, NULL},
+    {"group", YCONF_T_STR, offsetof(server_raw_t, group), 0, 0, NULL, 0, NULL, NULL},
+    {NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL},
+};
+
+typedef struct rrl_raw {
+    uint32_t rate;
+    uint64_t window_ms;
+    uint32_t slip;
+    uint32_t v4, v6;
+    uint32_t table_size;
+} rrl_raw_t;
+
+static const yconf_key_t rrl_table[] = {
+    {"rate", YCONF_T_U32, offsetof(rrl_raw_t, rate), 0, 1000000, "0", 0, NULL, NULL},
+    {"window", YCONF_T_DURATION, offsetof(rrl_raw_t, window_ms), 1000, 3600000, "15s", 0, NULL,
+     NULL},
+    {"slip", YCONF_T_U32, offsetof(rrl_raw_t, slip), 0, 10, "2", 0, NULL, NULL},
+    {"ipv4_prefix", YCONF_T_U32, offsetof(rrl_raw_t, v4), 0, 32, "24", 0, NULL, NULL},
+    {"ipv6_prefix", YCONF_T_U32, offsetof(rrl_raw_t, v6), 0, 128, "56", 0, NULL, NULL},
+    {"table_size", YCONF_T_U32, offsetof(rrl_raw_t, table_size), 1024, 16777216, "65536", 0,
+     NULL, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL},
 };
 
@@ -114,6 +139,13 @@ static void parse_server(const yconf_node_t *node, snap_t *s, diag_list_t *d, co
     sv->log_level = r.log_level;
     sv->max_config_bytes = r.max_config_bytes;
     sv->max_zones = r.max_zones;
+    sv->user = r.user;
+    sv->group = r.group;
+    rrl_raw_t rr = {0};
+    yconf_apply(r.rrl, rrl_table, &rr, s->arena, d, "server.rrl", NULL);
+    sv->rrl = (rrl_conf_t){rr.rate, (uint32_t)(rr.window_ms / 1000), rr.slip, (uint8_t)rr.v4,
+                           (uint8_t)rr.v6};
+    sv->rrl_table_size = rr.table_size;
     tcp_raw_t t = {0};
     yconf_apply(r.tcp, tcp_table, &t, s->arena, d, "server.tcp", NULL);
     sv->tcp_max_connections = t.max_connections;

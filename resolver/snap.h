@@ -26,6 +26,7 @@
 #include "health/health.h"
 #include "resolver/answer.h"
 #include "resolver/plugin.h"
+#include "resolver/rrl.h"
 #include "zones/zones.h"
 
 #define SNAP_MAX_LISTEN 16
@@ -45,6 +46,10 @@ typedef struct snap_server {
     bool ecs;
     uint32_t ecs_max_v4, ecs_max_v6;
     const char *control; /* unix socket path for status/explain, or NULL */
+    rrl_conf_t rrl;      /* response rate limiting (rate 0: off) */
+    uint32_t rrl_table_size;
+    const char *user;    /* drop privileges to this user after binding */
+    const char *group;
     int log_level;
     uint64_t max_config_bytes;
     uint32_t max_zones;
