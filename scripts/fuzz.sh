@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 STEERDNS_EXTRA_PKGS="${STEERDNS_EXTRA_PKGS:-clang libclang-rt-14-dev}" \
 CC=clang ./scripts/setup.sh build-fuzz -DSTEERDNS_FUZZ=ON -DCMAKE_C_COMPILER=clang
-TARGETS=${*:-"query wire config"}
+TARGETS=${*:-"query wire config health"}
 mkdir -p build-fuzz/crashes
 for t in $TARGETS; do
   seeds=tests/fuzz/corpus/$t
