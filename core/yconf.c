@@ -92,15 +92,27 @@ static const yconf_node_t *convert(conv_t *c, yaml_node_t *yn, int depth)
         size_t cnt = (size_t)(yn->data.mapping.pairs.top - yn->data.mapping.pairs.start);
         yconf_pair_t *pairs = arena_calloc(c->a, cnt ? cnt : 1, sizeof(*pairs));
         size_t kept = 0;
+        /* Duplicate keys: a linear scan for small mappings, a hash set of
+         * kept indexes for large ones (zone records, CIDR overrides). */
+        size_t hcap = 0;
+        uint32_t *hset = NULL;
+        if (cnt > 16) {
+            hcap = 64;
+            while (hcap < cnt * 2)
+                hcap <<= 1;
+            hset = calloc(hcap, sizeof(uint32_t));
+            if (hset == NULL)
+                abort();
+        }
         for (size_t i = 0; i < cnt; i++) {
             yaml_node_pair_t *p = &yn->data.mapping.pairs.start[i];
             const yconf_node_t *k = convert(c, yaml_document_get_node(c->doc, p->key), depth + 1);
-            if (c->failed)
-                return NULL;
             const yconf_node_t *v =
-                convert(c, yaml_document_get_node(c->doc, p->value), depth + 1);
-            if (c->failed)
+                c->failed ? NULL : convert(c, yaml_document_get_node(c->doc, p->value), depth + 1);
+            if (c->failed) {
+                free(hset);
                 return NULL;
+            }
             if (k->kind != YCONF_SCALAR) {
                 diag_error(c->d, &k->pos, "mapping key must be a scalar, got a %s",
                            yconf_kind_name(k->kind));
@@ -108,21 +120,37 @@ static const yconf_node_t *convert(conv_t *c, yaml_node_t *yn, int depth)
             }
             /* Duplicate keys are an error at the second key's position;
              * the first value stays. */
-            bool dup = false;
-            for (size_t j = 0; j < kept; j++) {
-                if (scalar_eq(pairs[j].key, k)) {
-                    diag_error(c->d, &k->pos, "duplicate key '%s' (first at line %u)",
-                               k->u.scalar.str, pairs[j].key->pos.line);
-                    dup = true;
-                    break;
+            const yconf_node_t *first = NULL;
+            size_t slot = 0;
+            if (hset) {
+                uint64_t h = 1469598103934665603ull;
+                for (size_t b = 0; b < k->u.scalar.len; b++)
+                    h = (h ^ (uint8_t)k->u.scalar.str[b]) * 1099511628211ull;
+                slot = (size_t)(h ^ (h >> 29)) & (hcap - 1);
+                while (hset[slot] != 0) {
+                    if (scalar_eq(pairs[hset[slot] - 1].key, k)) {
+                        first = pairs[hset[slot] - 1].key;
+                        break;
+                    }
+                    slot = (slot + 1) & (hcap - 1);
                 }
+            } else {
+                for (size_t j = 0; j < kept && !first; j++)
+                    if (scalar_eq(pairs[j].key, k))
+                        first = pairs[j].key;
             }
-            if (dup)
+            if (first) {
+                diag_error(c->d, &k->pos, "duplicate key '%s' (first at line %u)",
+                           k->u.scalar.str, first->pos.line);
                 continue;
+            }
+            if (hset)
+                hset[slot] = (uint32_t)kept + 1;
             pairs[kept].key = k;
             pairs[kept].value = v;
             kept++;
         }
+        free(hset);
         n->u.map.pairs = pairs;
         n->u.map.n = kept;
         return n;

@@ -160,12 +160,22 @@ static bool compressible(uint16_t type)
     }
 }
 
+/* A pointer to the question name itself (offset 12): it never moves,
+ * whatever the blob was compiled against. */
+static void put_qname_ptr(compiler_t *c)
+{
+    if (!room(c, 2))
+        return;
+    c->buf[c->len++] = 0xC0;
+    c->buf[c->len++] = WIRE_HEADER_LEN;
+}
+
 /* One RR; owner NULL means the question name. */
 static void put_rr(compiler_t *c, const uint8_t *owner, uint16_t type, uint32_t ttl,
                    const uint8_t *rdata, uint16_t rdlen)
 {
     if (owner == NULL)
-        put_ptr(c, WIRE_HEADER_LEN);
+        put_qname_ptr(c);
     else
         put_name(c, owner, true);
     if (!room(c, 10 + (size_t)rdlen))
@@ -530,6 +540,14 @@ int answer_compile(const zones_t *zones, arena_t *a, diag_list_t *d, answer_db_t
 int answer_compile_plugin(answer_db_t *db, const zones_node_t *n, const plugin_inst_t *pi,
                           arena_t *a, diag_list_t *d)
 {
+    answer_node_t *an = &db->nodes[n->id];
+    for (const answer_setcache_t *k = db->setcache; k; k = k->next) {
+        if (k->pi == pi && k->zone == n->zone) {
+            an->plugin = pi;
+            an->sets = k->sets;
+            return 0;
+        }
+    }
     compiler_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return -ENOMEM;
@@ -542,7 +560,11 @@ int answer_compile_plugin(answer_db_t *db, const zones_node_t *n, const plugin_i
         const plugin_set_t *ps = &pi->decl.sets[i];
         for (int fam = 0; fam < 2; fam++) {
             uint32_t cnt = fam ? ps->n6 : ps->n4;
-            begin(c, n->name, true);
+            /* Compiled against the zone apex, so that every name of the
+             * zone can share it: the answers' owner is the question name
+             * (a pointer that never moves), the SOA of NODATA points into
+             * the question's suffix (moved by the length difference). */
+            begin(c, n->zone->apex, false);
             if (cnt == 0) {
                 /* No address of this family in the set: NODATA. */
                 put_soa(c, n->zone);
@@ -559,9 +581,11 @@ int answer_compile_plugin(answer_db_t *db, const zones_node_t *n, const plugin_i
             sets[i * 2 + (uint32_t)fam] = b;
         }
     }
-    answer_node_t *an = &db->nodes[n->id];
     an->plugin = pi;
     an->sets = sets;
+    answer_setcache_t *k = arena_calloc(a, 1, sizeof(*k));
+    *k = (answer_setcache_t){pi, n->zone, sets, db->setcache};
+    db->setcache = k;
     db->bytes += c->total_bytes;
     free(c);
     return 0;

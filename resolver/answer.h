@@ -73,8 +73,19 @@ typedef struct answer_node {
     const answer_blob_t *const *sets;
 } answer_node_t;
 
+/* Set answers compiled for one plugin instance in one zone, shared by every
+ * name of that zone using the instance (they differ only in the zone's SOA
+ * of their NODATA answers). */
+typedef struct answer_setcache {
+    const plugin_inst_t *pi;
+    const zones_zone_t *zone;
+    const answer_blob_t *const *sets;
+    struct answer_setcache *next;
+} answer_setcache_t;
+
 typedef struct answer_db {
     const zones_t *zones;
+    answer_setcache_t *setcache;
     answer_node_t *nodes;              /* by node id */
     const answer_blob_t **nxdomain;    /* by zone index */
     size_t bytes;                      /* total blob bytes, for reports */

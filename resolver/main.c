@@ -427,6 +427,12 @@ static int cmd_check(const char *config)
     }
     printf("%s: ok (%zu zone(s), %zu name(s), %zu resolver instance(s))\n", config,
            zones_count(s->zones), zones_node_count(s->zones), s->nplugins);
+    geo_stats_t gs = {0};
+    if (s->geo)
+        geo_get_stats(s->geo, &gs);
+    printf("snapshot: built in %zu ms; %.1f MiB in its arena (answers %.1f MiB), %.1f MiB of geo tables\n",
+           s->build_ms, arena_footprint(s->arena) / 1048576.0, s->answers->bytes / 1048576.0,
+           gs.total_bytes / 1048576.0);
     diag_clear(&d);
     snap_free(s);
     return 0;

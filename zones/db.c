@@ -491,7 +491,7 @@ int zones_build(const zones_config_in_t *in, arena_t *a, diag_list_t *d, zones_t
     arena_t *scratch = arena_new();
     zones__zb_t *zbs = NULL;
     size_t n = 0;
-    int rc = zones__load(in, scratch, d, &zbs, &n);
+    int rc = zones__load(in, a, scratch, d, &zbs, &n);
     zones_t *db = NULL;
     int rc2 = zones__build_db(zbs, n, a, scratch, d, &db);
     for (size_t i = 0; i < n; i++) {

@@ -21,7 +21,8 @@
 
 typedef struct loader {
     const zones_config_in_t *in;
-    arena_t *scratch;
+    arena_t *arena;   /* the snapshot's: YAML trees that outlive the load */
+    arena_t *scratch; /* freed when the database is built */
     diag_list_t *d;
     zones__zb_t *zbs;
     size_t n, cap;
@@ -456,7 +457,9 @@ static void load_zone_item(loader_t *L, const yconf_node_t *item, const char *pa
         }
         for (size_t i = 0; i < g.gl_pathc; i++) {
             const yconf_node_t *root;
-            if (yconf_parse_file(L->scratch, g.gl_pathv[i], L->in->max_file_bytes, L->d, &root) != 0)
+            /* In the snapshot's arena: resolver references keep pointing
+             * at these nodes after the load. */
+            if (yconf_parse_file(L->arena, g.gl_pathv[i], L->in->max_file_bytes, L->d, &root) != 0)
                 continue;
             /* The included file's positions name the file itself. */
             load_zone_item(L, root, "zone", dir_of(L->scratch, g.gl_pathv[i]), true);
@@ -560,10 +563,10 @@ static void load_zone_item(loader_t *L, const yconf_node_t *item, const char *pa
         add_records(L, zb, zi.records, ttl, full);
 }
 
-int zones__load(const zones_config_in_t *in, arena_t *scratch, diag_list_t *d,
+int zones__load(const zones_config_in_t *in, arena_t *a, arena_t *scratch, diag_list_t *d,
                 zones__zb_t **out, size_t *nout)
 {
-    loader_t L = {.in = in, .scratch = scratch, .d = d};
+    loader_t L = {.in = in, .arena = a, .scratch = scratch, .d = d};
     L.max_zones = in->max_zones ? in->max_zones : ZONES_DEFAULT_MAX_ZONES;
     size_t before = diag_errors(d);
     const yconf_node_t *zones = in->zones;

@@ -78,7 +78,7 @@ static inline uint64_t zones__hash_key(uint64_t h)
 uint64_t zones__name_hash(const uint8_t *name);
 
 /* Loading (load.c): parse the `zones:` sequence into zone builders. */
-int zones__load(const zones_config_in_t *in, arena_t *scratch, diag_list_t *d,
+int zones__load(const zones_config_in_t *in, arena_t *a, arena_t *scratch, diag_list_t *d,
                 zones__zb_t **out, size_t *nout);
 
 /* Building (db.c): zone builders -> database. */

@@ -7,11 +7,18 @@
  *       steer:
  *         downloads: {mode: damped, ttl: 30s, clusters: [bj-telecom, ...]}
  *
+ * Owns (in the snapshot arena): the candidate lists, the answer sets (one per
+ * cluster, plus the fallback), and in damped mode the controller's state and
+ * its published view.  Sits between health (published states, read once per
+ * query) and the answer pipeline (which set, TTL, ECS scope).
+ * docs/steering.md is the contract.
+ *
  * Candidate order (built once per snapshot, for every client origin and
- * carrier; docs/steering.md):
+ * carrier):
  *   home  = the first non-empty tier of the line hierarchy DNSPod and
  *           Alibaba Cloud DNS operators know: region+carrier, region,
- *           carrier within the client's country, carrier, country, default;
+ *           carrier within the client's country, carrier, country, default
+ *           (the `default:` clusters, else every cluster);
  *   then  = the other clusters, nearest first: the great-circle distance of
  *           their region (or the region's explicit neighbour order) plus a
  *           penalty for another carrier.
@@ -21,15 +28,25 @@
  * order; else the least-loaded cluster that is not DOWN; all DOWN: the
  * fallback addresses (or the first candidate).
  *
- * mode damped (default): each cluster has an admission fraction a, updated
- * on every health sample by a controller on the main thread (update hook):
- * multiplicative decrease while the cluster is above its target, additive
- * increase below it, paced so a change is seen before the next one.  A
- * client stays home when the hash of its subnet is below a; the same subnets
- * move first and come back last.  Clients that move go to the nearest
- * clusters with headroom below their own target, split in proportion to that
- * headroom by a second hash, and a cluster at its target takes no more
- * overflow.  resolve only reads the controller's published table.
+ * mode damped (default): the hash of a client's subnet picks one of 256
+ * buckets.  Each cluster keeps buckets [0, keep) of its home clients at home
+ * and sends every other bucket to one named destination.  A controller on
+ * the main thread (the update hook, once per health interval) moves buckets:
+ *   - expected load = measured rate + the moves made recently whose clients
+ *     have not re-resolved yet (they do within the short TTL), so a move is
+ *     never made twice while the measurement lags;
+ *   - level = the target utilisation, or the expected utilisation of all
+ *     clusters together when that is higher (then nobody can be under the
+ *     target and the best is everybody equal);
+ *   - a cluster above the level first sends back overflow it receives, and
+ *     only then sheds its own home buckets, newest first (keep decreases),
+ *     to its nearest clusters that have room below the level, in proportion
+ *     to that room, never to a cluster that sheds itself;
+ *   - a cluster below the level minus the health hysteresis takes its buckets
+ *     back, most recently moved first, at most `increase` of them a sample.
+ * A bucket keeps its destination until the controller moves it, so a client
+ * moves only when load must move.  resolve only reads the published view
+ * (relaxed atomics): no locks, no allocation, a bounded number of reads.
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -42,8 +59,18 @@
 
 #define STEER_LITERAL 0
 #define STEER_DAMPED 1
-#define STEER_MAX_DEST 4
+#define STEER_MAX_SPREAD 8
+/* Buckets of the subnet hash: the unit of admission.  256 keeps a bucket
+ * below one subnet for the few hundred subnets a cluster usually serves,
+ * and the whole view of a cluster in 512 bytes. */
+#define STEER_BUCKETS 256u
+/* The subnet the hash is taken over: what resolvers send as ECS
+ * (RFC 7871 section 11.1 recommends /24 and /56). */
+#define STEER_HASH_BITS4 24u
+#define STEER_HASH_BITS6 56u
 #define PPM 1000000u
+
+#define CTL_F_SHORT 1u /* answers for this cluster get the short TTL */
 
 typedef struct cand_list {
     uint32_t n;     /* candidates */
@@ -53,18 +80,36 @@ typedef struct cand_list {
 } cand_list_t;
 
 /* The controller's published view of one cluster (relaxed atomics: resolve
- * reads them without locks; a torn mix of two updates is harmless). */
+ * reads them without locks; a mix of two steps is harmless, since every
+ * value it can read is a valid cluster or count). */
 typedef struct ctl_view {
-    _Atomic uint32_t admit_ppm;   /* fraction of home clients that stay */
-    _Atomic uint32_t ndest;       /* destinations for the others */
-    _Atomic uint64_t dest[STEER_MAX_DEST]; /* cl index << 32 | cumulative weight ppm */
+    _Atomic uint32_t keep;       /* buckets [0, keep) of its home clients stay home */
+    _Atomic uint32_t flags;      /* CTL_F_* */
+    _Atomic uint32_t expect_ppm; /* expected utilisation, for explain */
+    _Atomic uint16_t dest[STEER_BUCKETS]; /* where bucket b >= keep goes (cl index) */
 } ctl_view_t;
+
+/* One move not yet seen in the measurements. */
+typedef struct ctl_pend {
+    uint64_t t_ms;
+    double bps; /* signed change of the cluster's load */
+} ctl_pend_t;
 
 /* The controller's private state of one cluster (main thread only). */
 typedef struct ctl_state {
-    double admit;
-    uint64_t last_change_ms;
-    uint64_t last_seq;
+    uint32_t keep;
+    uint16_t dest[STEER_BUCKETS];
+    double frac;   /* part of a bucket carried to the next sample */
+    double rho;    /* home demand per bucket, bit/s (estimated) */
+    double cap;    /* capacity of its servers that are up, bit/s */
+    double meas;   /* measured rate, bit/s */
+    double expect; /* expected rate once every move made has taken effect */
+    double inflow; /* expected rate of other clusters' buckets sent here */
+    double delta;  /* change made in the current step */
+    double room0, given; /* a shed's destination: room at the start, given so far */
+    bool up, measured, was_up;
+    ctl_pend_t *ring;
+    uint32_t ring_pos;
 } ctl_state_t;
 
 typedef struct steer {
@@ -74,12 +119,12 @@ typedef struct steer {
     int mode;
     uint32_t ttl, busy_ttl;
     double threshold;   /* the health threshold (BUSY at or above) */
+    double hyst;        /* the health hysteresis: threshold - return threshold */
     double target;      /* damped: keep clusters at or below this */
     double near;        /* TTL shortens when the chosen cluster is above this */
     double penalty_km;  /* added to the distance of another carrier */
-    double increase;    /* damped: additive increase per sample */
-    double decrease;    /* damped: largest multiplicative step down */
-    uint64_t hold_ms;   /* damped: least time between two changes */
+    double increase;    /* damped: largest share of buckets that return per step */
+    double decrease;    /* damped: largest share of the kept buckets shed per step */
     uint32_t spread;    /* damped: destinations per source */
     uint32_t ncl;
     uint32_t *cl;       /* topo cluster ids of the clusters considered */
@@ -87,11 +132,20 @@ typedef struct steer {
     char (*country)[3];
     int32_t default_origin; /* origin used when nothing is known, -1 = none */
     int32_t default_carrier;
+    bool *is_default;   /* by cl index: a `default:` cluster (NULL: no default list) */
     cand_list_t *lists; /* [origin][carrier + 1]; origin = region | R + country | R + C */
     uint32_t fallback_set; /* UINT32_MAX: none */
+    uint32_t *home_of;  /* by cl index: its own (region, carrier) list */
+    /* damped */
     ctl_view_t *view;   /* by cl index */
     ctl_state_t *state; /* by cl index */
-    uint32_t *home_of;  /* by cl index: its own (region, carrier) list */
+    _Atomic uint32_t level_ppm;
+    uint64_t step_ms;   /* a step per health interval */
+    uint64_t lag_ms;    /* a measured rate is the mean over the last interval */
+    uint64_t settle_ms; /* clients re-resolve within the short TTL */
+    uint64_t last_step_ms;
+    uint32_t nring;
+    struct sortkey *order; /* scratch of the step */
 } steer_t;
 
 /* ---- configuration ---- */
@@ -103,36 +157,61 @@ typedef struct steer_cfg {
     double target, near;
     double penalty_km;
     const char *default_region, *default_carrier;
+    const yconf_node_t *defaults;
     const yconf_node_t *fallback;
     double increase, decrease;
-    uint64_t hold_ms;
     uint32_t spread;
 } steer_cfg_t;
 
 static const char *const modes[] = {"literal", "damped", NULL};
 
+enum {
+    K_MODE,
+    K_CLUSTERS,
+    K_TTL,
+    K_BUSY_TTL,
+    K_TARGET,
+    K_NEAR,
+    K_PENALTY,
+    K_DEFAULT_REGION,
+    K_DEFAULT_CARRIER,
+    K_DEFAULT,
+    K_FALLBACK,
+    K_INCREASE,
+    K_DECREASE,
+    K_SPREAD,
+    K_COUNT_
+};
+
 static const yconf_key_t steer_table[] = {
-    {"mode", YCONF_T_ENUM, offsetof(steer_cfg_t, mode), 0, 0, "damped", 0, modes, NULL},
-    {"clusters", YCONF_T_SEQ, offsetof(steer_cfg_t, clusters), 0, 0, NULL, 0, NULL, NULL},
-    {"ttl", YCONF_T_DURATION, offsetof(steer_cfg_t, ttl_ms), 1000, 86400000, "30s", 0, NULL, NULL},
-    {"busy_ttl", YCONF_T_DURATION, offsetof(steer_cfg_t, busy_ttl_ms), 1000, 86400000, "5s", 0,
-     NULL, NULL},
-    {"target", YCONF_T_PERCENT, offsetof(steer_cfg_t, target), 0.05, 1.0, "80%", 0, NULL, NULL},
-    {"near", YCONF_T_PERCENT, offsetof(steer_cfg_t, near), 0.0, 1.0, "75%", 0, NULL, NULL},
-    {"carrier_penalty_km", YCONF_T_DOUBLE, offsetof(steer_cfg_t, penalty_km), 0, 40000, "1000", 0,
-     NULL, NULL},
-    {"default_region", YCONF_T_STR, offsetof(steer_cfg_t, default_region), 0, 0, NULL, 0, NULL,
-     NULL},
-    {"default_carrier", YCONF_T_STR, offsetof(steer_cfg_t, default_carrier), 0, 0, NULL, 0, NULL,
-     NULL},
-    {"fallback", YCONF_T_NODE, offsetof(steer_cfg_t, fallback), 0, 0, NULL, 0, NULL, NULL},
-    {"increase", YCONF_T_PERCENT, offsetof(steer_cfg_t, increase), 0.001, 1.0, "5%", 0, NULL,
-     NULL},
-    {"decrease", YCONF_T_PERCENT, offsetof(steer_cfg_t, decrease), 0.01, 1.0, "50%", 0, NULL,
-     NULL},
-    {"hold", YCONF_T_DURATION, offsetof(steer_cfg_t, hold_ms), 0, 3600000, "0", 0, NULL, NULL},
-    {"spread", YCONF_T_U32, offsetof(steer_cfg_t, spread), 1, STEER_MAX_DEST, "3", 0, NULL, NULL},
-    {NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL},
+    [K_MODE] = {"mode", YCONF_T_ENUM, offsetof(steer_cfg_t, mode), 0, 0, "damped", 0, modes, NULL},
+    [K_CLUSTERS] = {"clusters", YCONF_T_SEQ, offsetof(steer_cfg_t, clusters), 0, 0, NULL, 0, NULL,
+                    NULL},
+    [K_TTL] = {"ttl", YCONF_T_DURATION, offsetof(steer_cfg_t, ttl_ms), 1000, 86400000, "30s", 0,
+               NULL, NULL},
+    [K_BUSY_TTL] = {"busy_ttl", YCONF_T_DURATION, offsetof(steer_cfg_t, busy_ttl_ms), 1000,
+                    86400000, "5s", 0, NULL, NULL},
+    [K_TARGET] = {"target", YCONF_T_PERCENT, offsetof(steer_cfg_t, target), 0.05, 1.0, "80%", 0,
+                  NULL, NULL},
+    [K_NEAR] = {"near", YCONF_T_PERCENT, offsetof(steer_cfg_t, near), 0.0, 1.0, "75%", 0, NULL,
+                NULL},
+    [K_PENALTY] = {"carrier_penalty_km", YCONF_T_DOUBLE, offsetof(steer_cfg_t, penalty_km), 0,
+                   40000, "1000", 0, NULL, NULL},
+    [K_DEFAULT_REGION] = {"default_region", YCONF_T_STR, offsetof(steer_cfg_t, default_region), 0,
+                          0, NULL, 0, NULL, NULL},
+    [K_DEFAULT_CARRIER] = {"default_carrier", YCONF_T_STR, offsetof(steer_cfg_t, default_carrier),
+                           0, 0, NULL, 0, NULL, NULL},
+    [K_DEFAULT] = {"default", YCONF_T_NODE, offsetof(steer_cfg_t, defaults), 0, 0, NULL, 0, NULL,
+                   NULL},
+    [K_FALLBACK] = {"fallback", YCONF_T_NODE, offsetof(steer_cfg_t, fallback), 0, 0, NULL, 0, NULL,
+                    NULL},
+    [K_INCREASE] = {"increase", YCONF_T_PERCENT, offsetof(steer_cfg_t, increase), 0.001, 1.0,
+                    "10%", 0, NULL, NULL},
+    [K_DECREASE] = {"decrease", YCONF_T_PERCENT, offsetof(steer_cfg_t, decrease), 0.01, 1.0, "50%",
+                    0, NULL, NULL},
+    [K_SPREAD] = {"spread", YCONF_T_U32, offsetof(steer_cfg_t, spread), 1, STEER_MAX_SPREAD, "3", 0,
+                  NULL, NULL},
+    [K_COUNT_] = {NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL},
 };
 
 static uint32_t origin_count(const steer_t *s)
@@ -217,7 +296,7 @@ static void build_list(steer_t *s, arena_t *a, uint32_t origin, uint32_t c, cand
                 in = same_country;
                 break;
             case 5:
-                in = true;
+                in = s->is_default ? s->is_default[i] : true;
                 break;
             }
             home[i] = in;
@@ -233,6 +312,13 @@ static void build_list(steer_t *s, arena_t *a, uint32_t origin, uint32_t c, cand
      * Without a known region, the default region (if any) is the place
      * distances are measured from. */
     int32_t from = has_region ? (int32_t)origin : s->default_origin;
+    if (from < 0 && s->is_default) {
+        /* Nothing known and no default_region: measure from the region of
+         * the first `default:` cluster. */
+        for (uint32_t i = 0; i < s->ncl && from < 0; i++)
+            if (s->is_default[i])
+                from = (int32_t)health_topo_cluster(s->topo, s->cl[i])->region;
+    }
     sortkey_t *keys = arena_calloc(a, s->ncl ? s->ncl : 1, sizeof(sortkey_t));
     uint32_t n = 0;
     for (uint32_t i = 0; i < s->ncl; i++) {
@@ -263,15 +349,80 @@ static void build_list(steer_t *s, arena_t *a, uint32_t origin, uint32_t c, cand
     out->tier = tier;
 }
 
+/* Resolve a cluster name of this policy to its cl index, or add an error at
+ * n and return -1. */
+static int64_t policy_cluster(const steer_t *s, const yconf_node_t *n, const char *what,
+                              diag_list_t *d)
+{
+    if (n->kind != YCONF_SCALAR) {
+        yconf_error(d, n, "%s: expected a cluster name", what);
+        return -1;
+    }
+    int64_t id = health_topo_find_cluster(s->topo, n->u.scalar.str);
+    if (id < 0) {
+        yconf_error(d, n, "%s: unknown cluster '%s'", what, n->u.scalar.str);
+        return -1;
+    }
+    for (uint32_t k = 0; k < s->ncl; k++)
+        if (s->cl[k] == (uint32_t)id)
+            return k;
+    yconf_error(d, n, "%s: cluster '%s' is not one of this policy's clusters", what,
+                n->u.scalar.str);
+    return -1;
+}
+
+/* `default: CLUSTER` or `default: [CLUSTER, ...]`: the home clusters of
+ * clients nothing is known about (DNSPod's "default line"). */
+static bool parse_defaults(steer_t *s, const yconf_node_t *n, const char *path, arena_t *a,
+                           diag_list_t *d)
+{
+    char what[320];
+    s->is_default = arena_calloc(a, s->ncl, sizeof(bool));
+    if (n->kind == YCONF_SCALAR) {
+        snprintf(what, sizeof(what), "%s.default", path);
+        int64_t k = policy_cluster(s, n, what, d);
+        if (k < 0)
+            return false;
+        s->is_default[k] = true;
+        return true;
+    }
+    if (n->kind != YCONF_SEQ) {
+        yconf_error(d, n, "%s.default: expected a cluster name or a list of cluster names", path);
+        return false;
+    }
+    if (n->u.seq.n == 0) {
+        yconf_error(d, n, "%s.default: at least one cluster is needed", path);
+        return false;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < n->u.seq.n; i++) {
+        const yconf_node_t *it = n->u.seq.items[i];
+        snprintf(what, sizeof(what), "%s.default[%zu]", path, i);
+        int64_t k = policy_cluster(s, it, what, d);
+        if (k < 0) {
+            ok = false;
+            continue;
+        }
+        if (s->is_default[k]) {
+            yconf_error(d, it, "%s: '%s' is listed twice", what, it->u.scalar.str);
+            ok = false;
+            continue;
+        }
+        s->is_default[k] = true;
+    }
+    return ok;
+}
+
 static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const char *path,
                         arena_t *a, diag_list_t *d, void **inst, plugin_decl_t *decl)
 {
     steer_cfg_t c = {0};
+    const yconf_node_t *nodes[K_COUNT_ + 1] = {0};
     if (cfg->kind != YCONF_MAP && !yconf_is_null(cfg)) {
         yconf_error(d, cfg, "%s: expected the settings of a steer policy (a mapping)", path);
         return -22;
     }
-    if (yconf_apply(yconf_is_null(cfg) ? NULL : cfg, steer_table, &c, a, d, path, NULL) != 0)
+    if (yconf_apply(yconf_is_null(cfg) ? NULL : cfg, steer_table, &c, a, d, path, nodes) != 0)
         return -22;
     if (env->topo == NULL || health_topo_clusters(env->topo) == 0) {
         yconf_error(d, cfg, "%s: steering needs clusters, and no clusters are configured", path);
@@ -286,16 +437,18 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     s->busy_ttl = (uint32_t)(c.busy_ttl_ms / 1000);
     if (s->busy_ttl > s->ttl)
         s->busy_ttl = s->ttl;
-    s->threshold = health_topo_settings(env->topo)->threshold;
+    const health_settings_t *hs = health_topo_settings(env->topo);
+    s->threshold = hs->threshold;
+    s->hyst = hs->threshold > hs->return_threshold ? hs->threshold - hs->return_threshold : 0;
     s->target = c.target;
     s->near = c.near;
     s->penalty_km = c.penalty_km;
     s->increase = c.increase;
     s->decrease = c.decrease;
-    s->hold_ms = c.hold_ms;
     s->spread = c.spread;
     if (s->target > s->threshold) {
-        yconf_error(d, cfg, "%s.target: %.0f%% is above the health threshold %.0f%%: clusters would be BUSY before the controller acts",
+        yconf_error(d, nodes[K_TARGET] ? nodes[K_TARGET] : cfg,
+                    "%s.target: %.0f%% is above the health threshold %.0f%%: clusters would be BUSY before the controller acts",
                     path, s->target * 100, s->threshold * 100);
         return -22;
     }
@@ -330,6 +483,8 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
         for (uint32_t i = 0; i < total; i++)
             s->cl[s->ncl++] = i;
     }
+    if (!ok)
+        return -22;
     s->nregions = health_topo_regions(env->topo);
     s->ncarriers = (uint32_t)geo_carrier_count(env->geo);
     /* Countries named by regions: origins for clients whose region is not
@@ -349,7 +504,8 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     if (c.default_region) {
         int64_t r = health_topo_find_region(env->topo, c.default_region);
         if (r < 0) {
-            yconf_error(d, cfg, "%s.default_region: unknown region '%s'", path, c.default_region);
+            yconf_error(d, nodes[K_DEFAULT_REGION] ? nodes[K_DEFAULT_REGION] : cfg,
+                        "%s.default_region: unknown region '%s'", path, c.default_region);
             ok = false;
         } else {
             s->default_origin = (int32_t)r;
@@ -359,12 +515,15 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     if (c.default_carrier) {
         int id = geo_carrier_find(env->geo, c.default_carrier);
         if (id < 0) {
-            yconf_error(d, cfg, "%s.default_carrier: unknown carrier '%s'", path, c.default_carrier);
+            yconf_error(d, nodes[K_DEFAULT_CARRIER] ? nodes[K_DEFAULT_CARRIER] : cfg,
+                        "%s.default_carrier: unknown carrier '%s'", path, c.default_carrier);
             ok = false;
         } else {
             s->default_carrier = id;
         }
     }
+    if (c.defaults && !parse_defaults(s, c.defaults, path, a, d))
+        ok = false;
     if (!ok)
         return -22;
     /* Answer sets: one per cluster considered, then the fallback. */
@@ -395,13 +554,44 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
         uint16_t cc = s->cluster_carrier[s->cl[i]];
         s->home_of[i] = cl->region * (s->ncarriers + 1) + (cc == GEO_NONE ? 0u : cc + 1u);
     }
+    /* The controller: a step per measurement (the slowest check interval of
+     * the policy's servers); moves are seen one interval after the clients
+     * made them, and clients make them within the short TTL. */
+    s->step_ms = 0;
+    for (uint32_t i = 0; i < s->ncl; i++) {
+        const health_cluster_t *cl = health_topo_cluster(env->topo, s->cl[i]);
+        for (uint32_t k = 0; k < cl->n_servers; k++) {
+            const health_server_t *sv = health_topo_server(env->topo, cl->first_server + k);
+            uint64_t iv = sv->check ? sv->check->interval_ms : hs->interval_ms;
+            if (iv > s->step_ms)
+                s->step_ms = iv;
+        }
+    }
+    if (s->step_ms == 0)
+        s->step_ms = hs->interval_ms ? hs->interval_ms : 1000;
+    s->lag_ms = s->step_ms;
+    s->settle_ms = (uint64_t)s->busy_ttl * 1000u;
+    /* Two ring entries per step cover every move still pending (steps may
+     * come early on a DOWN transition). */
+    uint64_t nring = 2 * ((s->lag_ms + s->settle_ms) / s->step_ms + 2);
+    s->nring = nring > 4096 ? 4096 : (uint32_t)nring;
     s->view = arena_calloc(a, s->ncl, sizeof(ctl_view_t));
     s->state = arena_calloc(a, s->ncl, sizeof(ctl_state_t));
+    s->order = arena_calloc(a, s->ncl, sizeof(sortkey_t));
     for (uint32_t i = 0; i < s->ncl; i++) {
-        atomic_init(&s->view[i].admit_ppm, PPM);
-        atomic_init(&s->view[i].ndest, 0);
-        s->state[i].admit = 1.0;
+        ctl_state_t *st = &s->state[i];
+        atomic_init(&s->view[i].keep, STEER_BUCKETS);
+        atomic_init(&s->view[i].flags, 0);
+        atomic_init(&s->view[i].expect_ppm, 0);
+        st->keep = STEER_BUCKETS;
+        st->was_up = true;
+        st->ring = arena_calloc(a, s->nring, sizeof(ctl_pend_t));
+        for (uint32_t b = 0; b < STEER_BUCKETS; b++) {
+            st->dest[b] = (uint16_t)i;
+            atomic_init(&s->view[i].dest[b], (uint16_t)i);
+        }
     }
+    atomic_init(&s->level_ppm, (uint32_t)(s->target * PPM));
     decl->sets = sets;
     decl->nsets = s->ncl + (s->fallback_set != UINT32_MAX ? 1 : 0);
     decl->ttl = s->ttl;
@@ -417,14 +607,26 @@ static bool has_family(const steer_t *s, uint32_t i, uint16_t qtype)
     return qtype == ZONES_TYPE_AAAA ? cl->n_entry6 > 0 : cl->n_entry4 > 0;
 }
 
-/* A stable 64-bit hash of the client's subnet (the address masked to the
- * bits used), so the same subnets move first and come back last. */
+/* The prefix of the client the damped decision hashes: the ECS subnet (or
+ * source address) cut to /24 or /56, so that one resolver's whole subnet
+ * gets one answer. */
+static unsigned hash_bits(const netaddr_t *c)
+{
+    unsigned cap = c->family == 4 ? STEER_HASH_BITS4 : STEER_HASH_BITS6;
+    return c->bits < cap ? c->bits : cap;
+}
+
+/* A stable 64-bit hash of the client's subnet (the address masked to
+ * hash_bits), so the same subnets move first and come back last. */
 static uint64_t subnet_hash(const netaddr_t *c, uint64_t salt)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ salt ^ ((uint64_t)c->family << 56) ^ ((uint64_t)c->bits << 48);
+    unsigned bits = hash_bits(c);
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ salt ^ ((uint64_t)c->family << 56) ^ ((uint64_t)bits << 48);
     unsigned len = c->family == 4 ? 4u : 16u;
     for (unsigned i = 0; i < len; i++) {
-        h ^= c->addr[i];
+        unsigned left = bits > i * 8 ? bits - i * 8 : 0;
+        uint8_t byte = left >= 8 ? c->addr[i] : (uint8_t)(c->addr[i] & (0xffu << (8 - left)));
+        h ^= byte;
         h *= 0x100000001B3ull;
     }
     h ^= h >> 33;
@@ -451,14 +653,20 @@ static void trace_candidates(const steer_t *s, const cand_list_t *l, const healt
         uint32_t id = s->cl[i];
         const health_cluster_t *cl = health_topo_cluster(s->topo, id);
         uint16_t cc = s->cluster_carrier[id];
+        char ctl[96] = " admit=100%";
+        if (s->mode == STEER_DAMPED) {
+            uint32_t keep = atomic_load_explicit(&s->view[i].keep, memory_order_relaxed);
+            snprintf(ctl, sizeof(ctl), " expected=%.1f%% keep=%u/%u (admit %.0f%%)",
+                     atomic_load_explicit(&s->view[i].expect_ppm, memory_order_relaxed) / 1e4,
+                     keep, STEER_BUCKETS, keep * 100.0 / STEER_BUCKETS);
+        }
         trace_printf(t,
-                     "  %2u. %-24s %s region=%s carrier=%s state=%s util=%.1f%% admit=%.0f%%%s",
+                     "  %2u. %-24s %s region=%s carrier=%s state=%s util=%.1f%%%s%s",
                      k + 1, cl->name, k < l->nhome ? "home " : "other",
                      health_topo_region(s->topo, cl->region)->name,
                      cc == GEO_NONE ? "-" : geo_carrier_name(s->geo, cc),
                      health_state_str(health_cluster_state(tab, id)),
-                     health_cluster_util(tab, id) * 100.0,
-                     atomic_load_explicit(&s->view[i].admit_ppm, memory_order_relaxed) / 1e4,
+                     health_cluster_util(tab, id) * 100.0, ctl,
                      has_family(s, i, qtype) ? "" : " (no address of this family)");
     }
 }
@@ -540,24 +748,45 @@ static void decide_literal(const steer_t *s, const cand_list_t *l, const health_
                  cl_name(s, r->set));
 }
 
-static void decide_damped(const steer_t *s, const cand_list_t *l, const health_table_t *tab,
-                          const plugin_query_t *q, plugin_result_t *r, const trace_t *t)
+/* The literal rules 2-4 for a client whose damped answer cannot be used
+ * (no home cluster up, or neither its bucket's destination nor its home). */
+static void decide_rest(const steer_t *s, const cand_list_t *l, const health_table_t *tab,
+                        const plugin_query_t *q, plugin_result_t *r, const trace_t *t)
+{
+    cand_list_t rest = *l;
+    rest.nhome = 0;
+    decide_literal(s, &rest, tab, q, r, t);
+}
+
+/* Returns true when the answer depended on the subnet hash (so the ECS
+ * scope must cover the hashed prefix). */
+static bool decide_damped(const steer_t *s, const cand_list_t *l, const health_table_t *tab,
+                          const plugin_query_t *q, plugin_result_t *r, const trace_t *t,
+                          int64_t *home_out)
 {
     uint64_t h = subnet_hash(&q->client, 0);
     /* The home cluster of this subnet: a stable pick among the home
-     * clusters that are not DOWN, weighted by capacity. */
+     * clusters that are up, weighted by capacity (when all are DOWN, among
+     * all of them: the controller has moved a DOWN cluster's buckets). */
     int64_t home = -1;
-    uint64_t total = 0;
-    for (uint32_t k = 0; k < l->nhome; k++) {
-        uint32_t i = l->idx[k];
-        if (has_family(s, i, q->qtype) && health_cluster_state(tab, s->cl[i]) != HEALTH_DOWN)
-            total += health_topo_cluster(s->topo, s->cl[i])->capacity_bps / 1000000u + 1u;
-    }
-    if (total > 0) {
-        uint64_t x = (h >> 20) % total;
+    uint32_t nup = 0;
+    for (int pass = 0; pass < 2 && home < 0; pass++) {
+        uint64_t total = 0;
         for (uint32_t k = 0; k < l->nhome; k++) {
             uint32_t i = l->idx[k];
-            if (!has_family(s, i, q->qtype) || health_cluster_state(tab, s->cl[i]) == HEALTH_DOWN)
+            if (has_family(s, i, q->qtype) &&
+                (pass == 1 || health_cluster_state(tab, s->cl[i]) != HEALTH_DOWN)) {
+                total += health_topo_cluster(s->topo, s->cl[i])->capacity_bps / 1000000u + 1u;
+                nup++;
+            }
+        }
+        if (total == 0)
+            continue;
+        uint64_t x = (h & 0xffffffffffffull) % total;
+        for (uint32_t k = 0; k < l->nhome; k++) {
+            uint32_t i = l->idx[k];
+            if (!has_family(s, i, q->qtype) ||
+                (pass == 0 && health_cluster_state(tab, s->cl[i]) == HEALTH_DOWN))
                 continue;
             uint64_t w = health_topo_cluster(s->topo, s->cl[i])->capacity_bps / 1000000u + 1u;
             if (x < w) {
@@ -567,45 +796,48 @@ static void decide_damped(const steer_t *s, const cand_list_t *l, const health_t
             x -= w;
         }
     }
-    double hx = (double)(h >> 11) / 9007199254740992.0; /* [0, 1) */
-    if (home >= 0) {
-        const ctl_view_t *v = &s->view[home];
-        double admit = atomic_load_explicit(&v->admit_ppm, memory_order_relaxed) / (double)PPM;
-        if (hx < admit) {
-            r->set = (uint32_t)home;
-            trace_printf(t, "steer: damped: home %s admits %.0f%% of its subnets; this one (hash %.3f) stays",
-                         cl_name(s, (uint32_t)home), admit * 100.0, hx);
-            return;
-        }
-        /* Moved: a destination by a second hash, in proportion to the
-         * headroom the controller allotted. */
-        uint32_t nd = atomic_load_explicit(&v->ndest, memory_order_relaxed);
-        double hy = (double)(subnet_hash(&q->client, 0x5bd1e995) >> 11) / 9007199254740992.0;
-        for (uint32_t k = 0; k < nd && k < STEER_MAX_DEST; k++) {
-            uint64_t e = atomic_load_explicit(&v->dest[k], memory_order_relaxed);
-            uint32_t di = (uint32_t)(e >> 32);
-            double cum = (uint32_t)e / (double)PPM;
-            if (hy < cum && di < s->ncl && has_family(s, di, q->qtype) &&
-                health_cluster_state(tab, s->cl[di]) != HEALTH_DOWN) {
-                r->set = di;
-                trace_printf(t, "steer: damped: home %s admits %.0f%%; this subnet (hash %.3f) moves to %s (second hash %.3f)",
-                             cl_name(s, (uint32_t)home), admit * 100.0, hx, cl_name(s, di), hy);
-                return;
-            }
-        }
-        if (health_cluster_state(tab, s->cl[home]) != HEALTH_DOWN) {
-            r->set = (uint32_t)home;
-            trace_printf(t, "steer: damped: home %s sheds, but no cluster has headroom: stays home",
-                         cl_name(s, (uint32_t)home));
-            return;
-        }
+    *home_out = home;
+    if (home < 0) {
+        trace_printf(t, "steer: damped: no home cluster has an address of this family");
+        decide_rest(s, l, tab, q, r, t);
+        return false;
     }
-    /* No home cluster up: the first usable cluster nearest first, else the
-     * least loaded that is up (the literal rules 2-4). */
-    trace_printf(t, "steer: damped: no home cluster is up");
-    cand_list_t rest = *l;
-    rest.nhome = 0;
-    decide_literal(s, &rest, tab, q, r, t);
+    if (nup > 1)
+        trace_printf(t, "steer: damped: home %s, picked among %u home clusters by the subnet hash in proportion to capacity",
+                     cl_name(s, (uint32_t)home), nup);
+    bool home_up = health_cluster_state(tab, s->cl[home]) != HEALTH_DOWN;
+    const ctl_view_t *v = &s->view[home];
+    uint32_t b = (uint32_t)(h >> 56);
+    uint32_t keep = atomic_load_explicit(&v->keep, memory_order_relaxed);
+    bool hashed = nup > 1 || keep < STEER_BUCKETS;
+    if (b < keep && home_up) {
+        r->set = (uint32_t)home;
+        if (keep == STEER_BUCKETS)
+            trace_printf(t, "steer: damped: home %s keeps all its subnets (this one is in bucket %u): stays home",
+                         cl_name(s, (uint32_t)home), b);
+        else
+            trace_printf(t, "steer: damped: home %s keeps buckets 0-%u of 0-%u; this subnet is in bucket %u: stays home",
+                         cl_name(s, (uint32_t)home), keep - 1, STEER_BUCKETS - 1, b);
+        return hashed;
+    }
+    uint32_t di = atomic_load_explicit(&v->dest[b], memory_order_relaxed);
+    if (b >= keep && di < s->ncl && di != (uint32_t)home && has_family(s, di, q->qtype) &&
+        health_cluster_state(tab, s->cl[di]) != HEALTH_DOWN) {
+        r->set = di;
+        trace_printf(t, "steer: damped: home %s%s keeps buckets below %u; this subnet is in bucket %u, which the controller moved to %s",
+                     cl_name(s, (uint32_t)home), home_up ? "" : " (DOWN)", keep, b, cl_name(s, di));
+        return true;
+    }
+    if (home_up) {
+        r->set = (uint32_t)home;
+        trace_printf(t, "steer: damped: home %s keeps buckets below %u; bucket %u has no usable destination: stays home",
+                     cl_name(s, (uint32_t)home), keep, b);
+        return hashed;
+    }
+    trace_printf(t, "steer: damped: home %s is DOWN and bucket %u has no usable destination yet",
+                 cl_name(s, (uint32_t)home), b);
+    decide_rest(s, l, tab, q, r, t);
+    return false;
 }
 
 static void steer_explain(const void *inst, const plugin_query_t *q, plugin_result_t *r,
@@ -656,30 +888,60 @@ static void steer_explain(const void *inst, const plugin_query_t *q, plugin_resu
                      origin < s->nregions ? health_topo_region(s->topo, origin)->name : "-",
                      origin_from, carrier == GEO_NONE ? "-" : geo_carrier_name(s->geo, (uint16_t)carrier),
                      carrier == GEO_NONE ? "unknown" : carrier_from, g.country[0] ? g.country : "-");
-        trace_printf(t, "steer: mode %s, threshold %.0f%%%s", s->mode == STEER_DAMPED ? "damped" : "literal",
-                     s->threshold * 100.0, s->mode == STEER_DAMPED ? "" : "");
+        if (s->mode == STEER_DAMPED)
+            trace_printf(t, "steer: mode damped, threshold %.0f%%, target %.0f%%, level %.1f%%",
+                         s->threshold * 100.0, s->target * 100.0,
+                         atomic_load_explicit(&s->level_ppm, memory_order_relaxed) / 1e4);
+        else
+            trace_printf(t, "steer: mode literal, threshold %.0f%%", s->threshold * 100.0);
     }
     const health_table_t *tab = health_table_acquire(s->topo);
     trace_candidates(s, l, tab, q->qtype, t);
+    bool hashed = false;
+    int64_t home = -1;
     if (s->mode == STEER_DAMPED)
-        decide_damped(s, l, tab, q, r, t);
+        hashed = decide_damped(s, l, tab, q, r, t, &home);
     else
         decide_literal(s, l, tab, q, r, t);
     /* A short TTL while the chosen cluster is near its threshold, so
-     * resolvers come back soon when it fills up. */
+     * resolvers come back soon when it fills up; in damped mode also while
+     * the controller expects it near (moves under way) and while the
+     * client's home sheds (the client may move or come back), so that every
+     * client a move concerns re-resolves within busy_ttl. */
     r->ttl = s->ttl;
     if (r->set < s->ncl) {
-        double u = health_cluster_util(tab, s->cl[r->set]);
-        bool shedding = atomic_load_explicit(&s->view[r->set].admit_ppm, memory_order_relaxed) < PPM;
-        if (u >= s->near || shedding || health_cluster_state(tab, s->cl[r->set]) != HEALTH_IDLE) {
+        uint32_t id = s->cl[r->set];
+        double u = health_cluster_util(tab, id);
+        bool idle = health_cluster_state(tab, id) == HEALTH_IDLE;
+        const char *why = NULL;
+        if (s->mode != STEER_DAMPED) {
+            if (u >= s->near || !idle)
+                why = "the chosen cluster is near its threshold, shedding or not measured";
+        } else if (!idle) {
+            why = "the chosen cluster is not IDLE or not measured yet";
+        } else if (u >= s->near) {
+            why = "the chosen cluster is near its threshold";
+        } else if (atomic_load_explicit(&s->view[r->set].flags, memory_order_relaxed) & CTL_F_SHORT) {
+            why = "the controller expects the chosen cluster near its threshold";
+        } else if (home >= 0 &&
+                   atomic_load_explicit(&s->view[home].keep, memory_order_relaxed) < STEER_BUCKETS) {
+            why = "the client's home sheds: it may move or come back";
+        }
+        if (why) {
             r->ttl = s->busy_ttl;
-            trace_printf(t, "steer: TTL %us (short: the chosen cluster is near its threshold, shedding or not measured)",
-                         r->ttl);
+            trace_printf(t, "steer: TTL %us (short: %s)", r->ttl, why);
         } else {
             trace_printf(t, "steer: TTL %us", r->ttl);
         }
     }
     r->scope = s->geo ? g.scope : 0;
+    if (hashed && q->ecs) {
+        /* The answer depends on the hashed prefix: it holds for that prefix
+         * only (RFC 7871 section 7.2.1). */
+        unsigned hb = hash_bits(&q->client);
+        if (r->scope < hb)
+            r->scope = (uint8_t)hb;
+    }
 }
 
 static void steer_resolve(const void *inst, const plugin_query_t *q, plugin_result_t *r)
@@ -689,85 +951,321 @@ static void steer_resolve(const void *inst, const plugin_query_t *q, plugin_resu
 
 /* ---- the controller (main thread, after each health publication) ---- */
 
+/* The part of a move made at t_ms that the measurements do not show yet:
+ * nothing is seen during one measurement interval, then the clients
+ * re-resolve evenly over the short TTL. */
+static double ctl_unseen(const steer_t *s, uint64_t now, uint64_t t_ms)
+{
+    double age = (double)(now - t_ms) - (double)s->lag_ms;
+    if (age <= 0)
+        return 1.0;
+    if (s->settle_ms == 0 || age >= (double)s->settle_ms)
+        return 0.0;
+    return 1.0 - age / (double)s->settle_ms;
+}
+
+/* Move bucket b of src's home clients to cluster `to` (src itself: back
+ * home), and account for the load it carries. */
+static void ctl_move(steer_t *s, uint32_t src, uint32_t b, uint32_t to)
+{
+    ctl_state_t *st = &s->state[src];
+    uint32_t from = st->dest[b];
+    if (from == to)
+        return;
+    double r = st->rho;
+    s->state[from].expect -= r;
+    s->state[from].delta -= r;
+    s->state[to].expect += r;
+    s->state[to].delta += r;
+    if (from != src)
+        s->state[from].inflow -= r;
+    if (to != src)
+        s->state[to].inflow += r;
+    st->dest[b] = (uint16_t)to;
+}
+
+static double ctl_room(const steer_t *s, uint32_t j, double level)
+{
+    const ctl_state_t *st = &s->state[j];
+    return level * st->cap - st->expect;
+}
+
+/* May cluster j take clients of other clusters?  It must be measured and
+ * up, and must not shed its own clients (no ping-pong). */
+static bool ctl_can_take(const steer_t *s, uint32_t j)
+{
+    const ctl_state_t *st = &s->state[j];
+    return st->measured && st->keep == STEER_BUCKETS;
+}
+
+/* The destinations for src's clients: the first `spread` clusters of its
+ * candidate list (nearest first) that can take clients and have room below
+ * the level, except `not`.  Returns how many. */
+static uint32_t ctl_dests(const steer_t *s, uint32_t src, uint32_t not, double level,
+                          uint32_t *out)
+{
+    const cand_list_t *l = &s->lists[s->home_of[src]];
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < l->n && n < s->spread; k++) {
+        uint32_t j = l->idx[k];
+        if (j == src || j == not || !ctl_can_take(s, j) || ctl_room(s, j, level) <= 0)
+            continue;
+        out[n++] = j;
+    }
+    return n;
+}
+
+/* One bucket of src must go somewhere else now (its home or its destination
+ * went DOWN): the destination with the most room, else (must) the up cluster
+ * nearest to src, else nowhere (-1). */
+static int64_t ctl_pick_any(const steer_t *s, uint32_t src, uint32_t not, double level, bool must)
+{
+    uint32_t d[STEER_MAX_SPREAD];
+    uint32_t n = ctl_dests(s, src, not, level, d);
+    int64_t best = -1;
+    for (uint32_t k = 0; k < n; k++)
+        if (best < 0 || ctl_room(s, d[k], level) > ctl_room(s, (uint32_t)best, level))
+            best = d[k];
+    if (best >= 0 || !must)
+        return best;
+    const cand_list_t *l = &s->lists[s->home_of[src]];
+    for (uint32_t k = 0; k < l->n; k++) {
+        uint32_t j = l->idx[k];
+        if (j != src && j != not && s->state[j].up)
+            return j;
+    }
+    return -1;
+}
+
+/* Cluster i is above the level and receives other clusters' buckets: send
+ * them on (newest first) to their sources' other destinations with room.
+ * Returns the excess left. */
+static double ctl_push_back(steer_t *s, uint32_t i, double excess, double level)
+{
+    for (uint32_t src = 0; src < s->ncl && excess > 0; src++) {
+        ctl_state_t *st = &s->state[src];
+        if (src == i)
+            continue;
+        for (uint32_t b = st->keep; b < STEER_BUCKETS && excess > 0; b++) {
+            if (st->dest[b] != i)
+                continue;
+            int64_t to = ctl_pick_any(s, src, i, level, false);
+            if (to < 0 || ctl_room(s, (uint32_t)to, level) < st->rho)
+                break;
+            ctl_move(s, src, b, (uint32_t)to);
+            excess -= st->rho;
+        }
+    }
+    return excess;
+}
+
+/* Cluster i is above the level: shed `excess` of its home load, newest
+ * buckets first, to its destinations in proportion to their room. */
+static void ctl_shed(steer_t *s, uint32_t i, double excess, double level)
+{
+    ctl_state_t *st = &s->state[i];
+    if (st->rho <= 0 || st->keep == 0)
+        return;
+    uint32_t d[STEER_MAX_SPREAD];
+    uint32_t n = ctl_dests(s, i, i, level, d);
+    double room = 0;
+    for (uint32_t k = 0; k < n; k++) {
+        s->state[d[k]].room0 = ctl_room(s, d[k], level);
+        s->state[d[k]].given = 0;
+        room += s->state[d[k]].room0;
+    }
+    if (n == 0 || room <= 0) {
+        st->frac = 0;
+        return;
+    }
+    /* Multiplicative decrease: the excess, but no more than the room and no
+     * more than `decrease` of the clients still at home. */
+    double amount = excess < room ? excess : room;
+    double most = s->decrease * st->keep * st->rho;
+    if (amount > most)
+        amount = most;
+    double nb = amount / st->rho + st->frac;
+    uint32_t whole = nb >= st->keep ? st->keep : (uint32_t)nb;
+    st->frac = whole < st->keep ? nb - whole : 0;
+    for (uint32_t m = 0; m < whole; m++) {
+        /* In proportion to room: the destination that has had the least of
+         * its room so far. */
+        uint32_t best = d[0];
+        double bf = 0;
+        for (uint32_t k = 0; k < n; k++) {
+            double f = (s->state[d[k]].given + st->rho) / s->state[d[k]].room0;
+            if (k == 0 || f < bf) {
+                bf = f;
+                best = d[k];
+            }
+        }
+        s->state[best].given += st->rho;
+        st->keep--;
+        st->dest[st->keep] = (uint16_t)i;
+        ctl_move(s, i, st->keep, best);
+    }
+}
+
+static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
+{
+    uint32_t n = s->ncl;
+    /* 1. What each cluster carries now, and will once the moves made are
+     * seen. */
+    double sum_x = 0, sum_c = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        ctl_state_t *st = &s->state[i];
+        uint32_t id = s->cl[i];
+        const health_cluster_t *c = health_topo_cluster(s->topo, id);
+        st->up = health_cluster_state(tab, id) != HEALTH_DOWN;
+        st->cap = 0;
+        for (uint32_t k = 0; k < c->n_servers; k++)
+            if (health_server_state(tab, c->first_server + k) != HEALTH_DOWN)
+                st->cap += (double)health_topo_server(s->topo, c->first_server + k)->capacity_bps;
+        st->measured = st->up && st->cap > 0 && health_cluster_unknown(tab, id) == 0;
+        st->meas = (double)health_cluster_rate(tab, id);
+        double unseen = 0;
+        for (uint32_t k = 0; k < s->nring; k++)
+            if (st->ring[k].bps != 0)
+                unseen += st->ring[k].bps * ctl_unseen(s, now, st->ring[k].t_ms);
+        st->expect = st->meas + unseen;
+        if (st->expect < 0)
+            st->expect = 0;
+        st->delta = 0;
+        st->inflow = 0;
+        if (st->measured) {
+            sum_x += st->expect;
+            sum_c += st->cap;
+        }
+    }
+    /* 2. Load sent to each cluster by others (at the per-bucket estimate of
+     * the last step), then each home's demand per bucket. */
+    for (uint32_t src = 0; src < n; src++) {
+        ctl_state_t *st = &s->state[src];
+        for (uint32_t b = st->keep; b < STEER_BUCKETS; b++)
+            if (st->dest[b] != src)
+                s->state[st->dest[b]].inflow += st->rho;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        ctl_state_t *st = &s->state[i];
+        /* With too few buckets at home the estimate is noise: keep the
+         * last one. */
+        if (st->measured && st->keep >= STEER_BUCKETS / 16 && st->expect > st->inflow)
+            st->rho = (st->expect - st->inflow) / st->keep;
+    }
+    /* 3. The level: the target, or everybody's utilisation when that is
+     * higher. */
+    double level = s->target;
+    if (sum_c > 0 && sum_x / sum_c > level)
+        level = sum_x / sum_c;
+    /* 4. DOWN: a DOWN cluster's clients all go now, and so do clients sent
+     * to a cluster that went DOWN (never answer DOWN while any is up). */
+    for (uint32_t src = 0; src < n; src++) {
+        ctl_state_t *st = &s->state[src];
+        if (!st->up) {
+            st->keep = 0;
+            st->frac = 0;
+            for (uint32_t b = 0; b < STEER_BUCKETS; b++) {
+                if (st->dest[b] != src && s->state[st->dest[b]].up)
+                    continue;
+                int64_t to = ctl_pick_any(s, src, src, level, true);
+                if (to >= 0)
+                    ctl_move(s, src, b, (uint32_t)to);
+            }
+            continue;
+        }
+        for (uint32_t b = st->keep; b < STEER_BUCKETS; b++) {
+            uint32_t d = st->dest[b];
+            if (d == src || s->state[d].up)
+                continue;
+            int64_t to = ctl_pick_any(s, src, d, level, false);
+            ctl_move(s, src, b, to >= 0 ? (uint32_t)to : src);
+        }
+    }
+    /* 5. Above the level, most loaded first: send back overflow received,
+     * then shed home clients. */
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (s->state[i].measured)
+            s->order[m++] = (sortkey_t){i, -s->state[i].expect / s->state[i].cap};
+    qsort(s->order, m, sizeof(sortkey_t), sortkey_cmp);
+    for (uint32_t k = 0; k < m; k++) {
+        uint32_t i = s->order[k].idx;
+        ctl_state_t *st = &s->state[i];
+        double excess = st->expect - level * st->cap;
+        if (excess <= 0) {
+            st->frac = 0;
+            continue;
+        }
+        /* Overflow received goes on first, so that a cluster does not shed
+         * its own clients to make room for others' (ping-pong). */
+        if (st->inflow > 0)
+            excess = ctl_push_back(s, i, excess, level);
+        if (excess > 0)
+            ctl_shed(s, i, excess, level);
+    }
+    /* 6. Below the level by the health hysteresis, least loaded first: the
+     * buckets moved last come back first, at most `increase` of them. */
+    uint32_t step_max = (uint32_t)ceil(s->increase * STEER_BUCKETS);
+    for (uint32_t k = m; k-- > 0;) {
+        uint32_t i = s->order[k].idx;
+        ctl_state_t *st = &s->state[i];
+        if (st->keep >= STEER_BUCKETS)
+            continue;
+        double room = (level - s->hyst) * st->cap - st->expect;
+        if (room <= 0)
+            continue;
+        uint32_t nb = STEER_BUCKETS - st->keep;
+        if (st->rho > 0 && room / st->rho < nb)
+            nb = (uint32_t)(room / st->rho);
+        if (nb > step_max)
+            nb = step_max;
+        for (uint32_t b = 0; b < nb; b++) {
+            ctl_move(s, i, st->keep, i);
+            st->keep++;
+        }
+    }
+    /* 7. Remember the moves until the measurements show them, and publish:
+     * destinations first, then keep (a reader that sees the new keep with an
+     * old destination answers a valid cluster either way). */
+    for (uint32_t i = 0; i < n; i++) {
+        ctl_state_t *st = &s->state[i];
+        ctl_view_t *v = &s->view[i];
+        if (st->delta != 0) {
+            st->ring[st->ring_pos] = (ctl_pend_t){now, st->delta};
+            st->ring_pos = (st->ring_pos + 1) % s->nring;
+        }
+        for (uint32_t b = 0; b < STEER_BUCKETS; b++)
+            atomic_store_explicit(&v->dest[b], st->dest[b], memory_order_relaxed);
+        atomic_store_explicit(&v->keep, st->keep, memory_order_relaxed);
+        double u = st->cap > 0 ? st->expect / st->cap : 0;
+        uint32_t flags = 0;
+        if (!st->measured || u >= s->near || st->keep < STEER_BUCKETS)
+            flags |= CTL_F_SHORT;
+        atomic_store_explicit(&v->flags, flags, memory_order_relaxed);
+        atomic_store_explicit(&v->expect_ppm, (uint32_t)(u > 4000 ? 4000 * PPM : u * PPM),
+                              memory_order_relaxed);
+    }
+    atomic_store_explicit(&s->level_ppm, (uint32_t)(level * PPM), memory_order_relaxed);
+}
+
 static void steer_update(void *inst, const plugin_update_t *u)
 {
     steer_t *s = inst;
     if (s->mode != STEER_DAMPED)
         return;
-    const health_table_t *tab = u->table;
-    /* 1. Admission of each cluster's home clients. */
+    /* One step per measurement interval; at once when a cluster goes DOWN
+     * or comes back. */
+    bool updown = false;
     for (uint32_t i = 0; i < s->ncl; i++) {
-        uint32_t id = s->cl[i];
-        ctl_state_t *st = &s->state[i];
-        uint64_t seq = health_cluster_seq(tab, id);
-        if (seq == st->last_seq)
-            continue; /* no new sample of this cluster */
-        st->last_seq = seq;
-        health_state_t hs = health_cluster_state(tab, id);
-        double util = health_cluster_util(tab, id);
-        double old = st->admit;
-        if (hs == HEALTH_DOWN) {
-            st->admit = 0;
-        } else if (hs == HEALTH_UNKNOWN) {
-            /* nothing measured: leave it */
-        } else if (util > s->target) {
-            if (u->now_ms - st->last_change_ms >= s->hold_ms) {
-                double f = s->target / util;
-                if (f < 1.0 - s->decrease)
-                    f = 1.0 - s->decrease;
-                st->admit *= f;
-            }
-        } else if (util < s->target - 0.05) {
-            if (u->now_ms - st->last_change_ms >= s->hold_ms)
-                st->admit += s->increase;
-        }
-        if (st->admit > 1)
-            st->admit = 1;
-        if (st->admit < 0)
-            st->admit = 0;
-        if (st->admit != old)
-            st->last_change_ms = u->now_ms;
-        atomic_store_explicit(&s->view[i].admit_ppm, (uint32_t)(st->admit * PPM),
-                              memory_order_relaxed);
+        bool up = health_cluster_state(u->table, s->cl[i]) != HEALTH_DOWN;
+        updown |= up != s->state[i].was_up;
     }
-    /* 2. Destinations of the clients each cluster sheds: its nearest other
-     * clusters with headroom below their own target, in proportion to that
-     * headroom (capacity-weighted). */
-    for (uint32_t i = 0; i < s->ncl; i++) {
-        ctl_view_t *v = &s->view[i];
-        if (s->state[i].admit >= 1.0) {
-            atomic_store_explicit(&v->ndest, 0, memory_order_relaxed);
-            continue;
-        }
-        const cand_list_t *l = &s->lists[s->home_of[i]];
-        uint32_t dest[STEER_MAX_DEST];
-        double room[STEER_MAX_DEST], sum = 0;
-        uint32_t nd = 0;
-        for (uint32_t k = 0; k < l->n && nd < s->spread; k++) {
-            uint32_t j = l->idx[k];
-            if (j == i)
-                continue;
-            uint32_t jd = s->cl[j];
-            health_state_t hs = health_cluster_state(tab, jd);
-            if (hs == HEALTH_DOWN || hs == HEALTH_BUSY)
-                continue;
-            double uj = health_cluster_util(tab, jd);
-            double head = (s->target - uj) * (double)health_topo_cluster(s->topo, jd)->capacity_bps;
-            if (head <= 0 || s->state[j].admit < 1.0)
-                continue; /* at its target, or shedding its own clients */
-            dest[nd] = j;
-            room[nd] = head;
-            sum += head;
-            nd++;
-        }
-        double cum = 0;
-        for (uint32_t k = 0; k < nd; k++) {
-            cum += room[k] / sum;
-            uint32_t ppm = k + 1 == nd ? PPM : (uint32_t)(cum * PPM);
-            atomic_store_explicit(&v->dest[k], ((uint64_t)dest[k] << 32) | ppm, memory_order_relaxed);
-        }
-        atomic_store_explicit(&v->ndest, nd, memory_order_relaxed);
-    }
+    if (!updown && s->last_step_ms != 0 && u->now_ms - s->last_step_ms < s->step_ms)
+        return;
+    ctl_step(s, u->table, u->now_ms);
+    s->last_step_ms = u->now_ms;
+    for (uint32_t i = 0; i < s->ncl; i++)
+        s->state[i].was_up = s->state[i].up;
 }
 
 const plugin_desc_t plugin_steer = {
