@@ -282,8 +282,10 @@ static void test_import_and_include(void **state)
              "    IN AAAA 2001:db8::80\n");
     bb_write(&b, "zones.d/one.yaml",
              "origin: one.test\nsoa: \"ns1 h 1 1 1 1 1\"\nns: [ns1]\nrecords: {ns1: \"A 192.0.2.1\", www: \"A 192.0.2.11\"}\n");
+    /* A resolver plugin in an included file: its YAML must outlive the
+     * load (regression: it was freed with the loader's scratch). */
     bb_write(&b, "zones.d/two.yaml",
-             "origin: two.test\nsoa: \"ns1 h 1 1 1 1 1\"\nns: [ns1]\nrecords: {ns1: \"A 192.0.2.1\", www: \"A 192.0.2.22\"}\n");
+             "origin: two.test\nsoa: \"ns1 h 1 1 1 1 1\"\nns: [ns1]\nrecords: {ns1: \"A 192.0.2.1\", www: \"A 192.0.2.22\", app: {static: [192.0.2.23]}}\n");
     bb_launch(&b);
     struct {
         const char *name, *type, *want;
@@ -293,6 +295,7 @@ static void test_import_and_include(void **state)
         {"extra.legacy.test.", "TXT", "\"added-in-yaml\""},
         {"www.one.test.", "A", "192.0.2.11"},
         {"www.two.test.", "A", "192.0.2.22"},
+        {"app.two.test.", "A", "192.0.2.23"},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         ldns_pkt *p = bb_query(&b, t[i].name, t[i].type, NULL);
