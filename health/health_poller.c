@@ -43,6 +43,8 @@
  * cost at thousands of samples per second and still reflects a change well
  * within one poll interval. */
 #define PUB_MIN_MS 10
+/* Polls are started in slots of this many milliseconds (see run_start). */
+#define PHASE_SLOT_MS 10
 /* Body buffers larger than this are freed after use rather than pooled. */
 #define KEEP_BUF_MAX (1024u * 1024u)
 /* State files are small; anything larger is refused. */
@@ -84,6 +86,22 @@ typedef struct fsig {
     struct timespec mtim, ctim;
 } fsig_t;
 
+/* Everything the detail text of a server is composed from. */
+typedef struct srv_text {
+    health__sm_t sm;
+    health_admin_state_t admin;
+    bool ev_is_rate;
+    char admin_reason[HEALTH_ADMIN_REASON_MAX + 1];
+    char event[160];
+} srv_text_t;
+
+/* Set the last poll's outcome text. */
+#define SET_EVENT(s, ...)                                                                          \
+    do {                                                                                           \
+        snprintf((s)->event, sizeof((s)->event), __VA_ARGS__);                                     \
+        (s)->ev_is_rate = false;                                                                   \
+    } while (0)
+
 struct srv {
     run_t *run;
     uint32_t id;
@@ -106,10 +124,14 @@ struct srv {
     health_admin_state_t admin;
     uint8_t admin_level; /* 0 none, 1 every server, 2 cluster, 3 cluster/server */
     char admin_reason[HEALTH_ADMIN_REASON_MAX + 1];
-    /* The last poll's outcome in words, and the detail shown by status
-     * (guarded by status_mu). */
+    /* The last poll's outcome in words; for a rate sample it is composed
+     * from sm only when needed (ev_is_rate), so that a sample formats no
+     * text. */
     char event[160];
-    char detail[256];
+    bool ev_is_rate;
+    /* What status shows (guarded by status_mu): a copy taken at each
+     * update, formatted into words only when status asks. */
+    srv_text_t shown;
 };
 
 struct run {
@@ -383,17 +405,33 @@ static void request_publish(health_t *h)
 /* Server state -> effective state, detail text, logs                        */
 /* ------------------------------------------------------------------------ */
 
-static void compose_detail(const srv_t *s, char *buf, size_t size)
+static void text_of(const srv_t *s, srv_text_t *t)
 {
-    const health__sm_t *sm = &s->sm;
-    const health__params_t *p = &s->params;
-    char u[32], t[32], r[32];
+    t->sm = s->sm;
+    t->admin = s->admin;
+    t->ev_is_rate = s->ev_is_rate;
+    memcpy(t->admin_reason, s->admin_reason, sizeof(t->admin_reason));
+    memcpy(t->event, s->event, sizeof(t->event));
+}
+
+static void compose_detail(const srv_text_t *v, const health__params_t *p, char *buf,
+                           size_t size)
+{
+    const health__sm_t *sm = &v->sm;
+    char u[32], t[32], r[32], ev[sizeof(v->event)];
     health__fmt_util(sm->util, u, sizeof(u));
     health__fmt_util(p->threshold, t, sizeof(t));
     health__fmt_util(p->return_threshold, r, sizeof(r));
-    if (s->admin != HEALTH_ADMIN_NONE) {
-        snprintf(buf, size, "admin file: %s%s%s (measured: %s)", health_admin_state_str(s->admin),
-                 s->admin_reason[0] ? ": " : "", s->admin_reason, health_state_str(sm->state));
+    if (v->ev_is_rate) {
+        char rs[32];
+        health__fmt_rate(sm->rate_bps, rs, sizeof(rs));
+        snprintf(ev, sizeof(ev), "%s = %s of capacity", rs, u);
+    } else {
+        memcpy(ev, v->event, sizeof(ev));
+    }
+    if (v->admin != HEALTH_ADMIN_NONE) {
+        snprintf(buf, size, "admin file: %s%s%s (measured: %s)", health_admin_state_str(v->admin),
+                 v->admin_reason[0] ? ": " : "", v->admin_reason, health_state_str(sm->state));
         return;
     }
     switch (sm->reason) {
@@ -418,13 +456,12 @@ static void compose_detail(const srv_t *s, char *buf, size_t size)
             snprintf(buf, size, "%s not below the return threshold %s", u, r);
         return;
     case HEALTH_R_RISING:
-        snprintf(buf, size, "recovering: %u of %u usable samples (%s)", sm->goods, p->rise,
-                 s->event);
+        snprintf(buf, size, "recovering: %u of %u usable samples (%s)", sm->goods, p->rise, ev);
         return;
     case HEALTH_R_STALE:
         if (sm->fails == 0) {
             snprintf(buf, size, "no usable measurement for more than %llums (last poll: %s)",
-                     (unsigned long long)p->stale_ms, s->event);
+                     (unsigned long long)p->stale_ms, ev);
             return;
         }
         break; /* a stale sample: a failure like the others */
@@ -433,16 +470,16 @@ static void compose_detail(const srv_t *s, char *buf, size_t size)
     case HEALTH_R_COUNTER_RESET:
     case HEALTH_R_FILE_DOWN:
     case HEALTH_R_FILE_BUSY:
-        snprintf(buf, size, "%s", s->event);
+        snprintf(buf, size, "%s", ev);
         return;
     default:
         break;
     }
     /* A failure. */
     if (sm->state == HEALTH_DOWN)
-        snprintf(buf, size, "%s; %u failures in a row", s->event, sm->fails);
+        snprintf(buf, size, "%s; %u failures in a row", ev, sm->fails);
     else
-        snprintf(buf, size, "%s; %u of %u failures before DOWN", s->event, sm->fails, p->fall);
+        snprintf(buf, size, "%s; %u of %u failures before DOWN", ev, sm->fails, p->fall);
 }
 
 /* Recompute the effective state after the state machine or the admin
@@ -458,9 +495,13 @@ static void srv_update(srv_t *s, bool measured)
                           ? HEALTH_F_NO_RATE
                           : 0);
     bool changed = st != s->eff;
-    char detail[256];
-    compose_detail(s, detail, sizeof(detail));
+    pthread_mutex_lock(&h->status_mu);
+    text_of(s, &s->shown);
+    pthread_mutex_unlock(&h->status_mu);
     if (changed) {
+        /* Only the poller writes s->shown, so it may read it unlocked. */
+        char detail[256];
+        compose_detail(&s->shown, &s->params, detail, sizeof(detail));
         atomic_fetch_add_explicit(&h->st_transitions, 1, memory_order_relaxed);
         log_rl_msg(&h->rl, st == HEALTH_DOWN ? LOG_WARNING : LOG_INFO,
                    "health: server %s/%s: %s -> %s (%s)",
@@ -474,9 +515,6 @@ static void srv_update(srv_t *s, bool measured)
     s->eff = st;
     s->eff_reason = reason;
     s->flags = flags;
-    pthread_mutex_lock(&h->status_mu);
-    memcpy(s->detail, detail, sizeof(s->detail));
-    pthread_mutex_unlock(&h->status_mu);
     mark_srv(r, s->id);
     request_publish(h);
 }
@@ -493,10 +531,7 @@ static void srv_rate(srv_t *s, double bps)
 {
     uint64_t rate = bps >= 1.8e19 ? UINT64_MAX : (uint64_t)llround(bps);
     double util = bps / (double)s->cfg->capacity_bps;
-    char rs[32], us[32];
-    health__fmt_rate(rate, rs, sizeof(rs));
-    health__fmt_util(util, us, sizeof(us));
-    snprintf(s->event, sizeof(s->event), "%s = %s of capacity", rs, us);
+    s->ev_is_rate = true;
     health__sm_sample(&s->sm, &s->params, health_clock_ms(), util, rate, false);
     srv_update(s, true);
 }
@@ -507,10 +542,10 @@ static void srv_value(srv_t *s, double value, uint64_t t_ns, bool remote_ts)
     const health_check_t *c = s->chk;
     if (c->mode == HEALTH_MODE_GAUGE) {
         if (isnan(value) || isinf(value)) {
-            snprintf(s->event, sizeof(s->event), "value is %g", value);
+            SET_EVENT(s, "value is %g", value);
             srv_fail(s, HEALTH_R_BAD_VALUE);
         } else if (value < 0) {
-            snprintf(s->event, sizeof(s->event), "negative rate %g %s/s", value, c->unit);
+            SET_EVENT(s, "negative rate %g %s/s", value, c->unit);
             srv_fail(s, HEALTH_R_NEGATIVE_RATE);
         } else {
             srv_rate(s, value * c->unit_bits);
@@ -527,12 +562,12 @@ static void srv_value(srv_t *s, double value, uint64_t t_ns, bool remote_ts)
         srv_rate(s, rate * c->unit_bits);
         return;
     case HEALTH__RATE_BASELINE:
-        snprintf(s->event, sizeof(s->event), "first counter sample %.17g, rate needs a second",
+        SET_EVENT(s, "first counter sample %.17g, rate needs a second",
                  value);
         health__sm_nodata(&s->sm, &s->params, now, HEALTH_R_FIRST_SAMPLE);
         break;
     case HEALTH__RATE_RESET:
-        snprintf(s->event, sizeof(s->event), "counter reset (%.17g -> %.17g), new baseline", prev,
+        SET_EVENT(s, "counter reset (%.17g -> %.17g), new baseline", prev,
                  value);
         log_rl_msg(&s->run->h->rl, LOG_INFO, "health: server %s/%s: %s",
                    s->run->topo->clusters[s->cfg->cluster].name, s->cfg->name, s->event);
@@ -544,7 +579,7 @@ static void srv_value(srv_t *s, double value, uint64_t t_ns, bool remote_ts)
         health__sm_nodata(&s->sm, &s->params, now, s->sm.reason);
         break;
     case HEALTH__RATE_BAD:
-        snprintf(s->event, sizeof(s->event), "counter value %g is not a non-negative number",
+        SET_EVENT(s, "counter value %g is not a non-negative number",
                  value);
         srv_fail(s, HEALTH_R_BAD_VALUE);
         return;
@@ -696,6 +731,13 @@ static xfer_t *xfer_get(health_t *h)
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    /* Checks go straight to the servers: no proxy, and no proxy variables
+     * looked up in the environment on every request. */
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+    /* A node_exporter page is 50-150 KB: read it in a few system calls
+     * (the pool holds only as many handles as polls run at once). */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 131072L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "steerdns-health/" STEERDNS_VERSION);
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -722,7 +764,7 @@ static void http_start(srv_t *s)
     const health_check_t *c = s->chk;
     xfer_t *x = xfer_get(h);
     if (x == NULL) {
-        snprintf(s->event, sizeof(s->event), "out of memory starting the request");
+        SET_EVENT(s, "out of memory starting the request");
         srv_fail(s, HEALTH_R_TRANSPORT);
         return;
     }
@@ -744,7 +786,7 @@ static void http_start(srv_t *s)
     if (mc != CURLM_OK) {
         s->xfer = NULL;
         xfer_put(h, x);
-        snprintf(s->event, sizeof(s->event), "cannot start the request: %s",
+        SET_EVENT(s, "cannot start the request: %s",
                  curl_multi_strerror(mc));
         srv_fail(s, HEALTH_R_TRANSPORT);
     }
@@ -771,30 +813,30 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
         switch (rc) {
         case CURLE_OPERATION_TIMEDOUT:
             why = HEALTH_R_TIMEOUT;
-            snprintf(s->event, sizeof(s->event), "no answer within %llums",
+            SET_EVENT(s, "no answer within %llums",
                      (unsigned long long)c->timeout_ms);
             break;
         case CURLE_COULDNT_CONNECT:
         case CURLE_COULDNT_RESOLVE_HOST:
             why = HEALTH_R_CONNECT;
-            snprintf(s->event, sizeof(s->event), "%.150s", detail);
+            SET_EVENT(s, "%.150s", detail);
             break;
         case CURLE_FILESIZE_EXCEEDED:
             why = HEALTH_R_BODY_TOO_LARGE;
-            snprintf(s->event, sizeof(s->event), "response larger than max_body %zu bytes",
+            SET_EVENT(s, "response larger than max_body %zu bytes",
                      x->max);
             break;
         case CURLE_WRITE_ERROR:
             if (x->too_big) {
                 why = HEALTH_R_BODY_TOO_LARGE;
-                snprintf(s->event, sizeof(s->event), "response larger than max_body %zu bytes",
+                SET_EVENT(s, "response larger than max_body %zu bytes",
                          x->max);
                 break;
             }
             /* fall through */
         default:
             why = HEALTH_R_TRANSPORT;
-            snprintf(s->event, sizeof(s->event), "%.150s", detail);
+            SET_EVENT(s, "%.150s", detail);
             break;
         }
         srv_fail(s, why);
@@ -803,7 +845,7 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
     long code = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
     if (code < 200 || code > 299) {
-        snprintf(s->event, sizeof(s->event), "HTTP status %ld", code);
+        SET_EVENT(s, "HTTP status %ld", code);
         srv_fail(s, HEALTH_R_HTTP_STATUS);
         return;
     }
@@ -811,7 +853,7 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
     curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ctype);
     const char *body = x->body ? x->body : "";
     if (looks_like_html(ctype, body, x->len)) {
-        snprintf(s->event, sizeof(s->event), "HTML instead of %s (Content-Type %s)",
+        SET_EVENT(s, "HTML instead of %s (Content-Type %s)",
                  c->kind == HEALTH_CHECK_JSON ? "JSON" : "metrics", ctype ? ctype : "none");
         srv_fail(s, HEALTH_R_HTML);
         return;
@@ -827,7 +869,7 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
         health_prom_result_t res;
         int prc = health_prom_scan(body, x->len, &q, &res);
         if (prc != 0) {
-            snprintf(s->event, sizeof(s->event), "bad exposition: line %zu column %zu: %s",
+            SET_EVENT(s, "bad exposition: line %zu column %zu: %s",
                      res.err_line, res.err_col, res.err ? res.err : "too many matchers");
             srv_fail(s, HEALTH_R_PARSE);
             return;
@@ -840,7 +882,7 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
                                          i ? "," : "", c->label_names[i], c->label_values[i]);
             if (used < sizeof(sel))
                 snprintf(sel + used, sizeof(sel) - used, "}");
-            snprintf(s->event, sizeof(s->event), "no series %s in %zu lines", sel, res.lines);
+            SET_EVENT(s, "no series %s in %zu lines", sel, res.lines);
             srv_fail(s, HEALTH_R_NO_METRIC);
             return;
         }
@@ -851,7 +893,7 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
             clock_gettime(CLOCK_REALTIME, &ts);
             int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
             if (wall_ms - res.timestamp_ms > (int64_t)s->params.stale_ms) {
-                snprintf(s->event, sizeof(s->event), "sample timestamp %lldms old",
+                SET_EVENT(s, "sample timestamp %lldms old",
                          (long long)(wall_ms - res.timestamp_ms));
                 srv_fail(s, HEALTH_R_STALE);
                 return;
@@ -868,7 +910,7 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
     char err[128];
     int jrc = health_json_extract(body, x->len, c->field, &v, err, sizeof(err));
     if (jrc != 0) {
-        snprintf(s->event, sizeof(s->event), "%s%s", jrc == -EINVAL ? "bad JSON: " : "", err);
+        SET_EVENT(s, "%s%s", jrc == -EINVAL ? "bad JSON: " : "", err);
         srv_fail(s, jrc == -EINVAL   ? HEALTH_R_BAD_JSON
                     : jrc == -ENOENT ? HEALTH_R_NO_FIELD
                                      : HEALTH_R_BAD_VALUE);
@@ -930,16 +972,16 @@ static void tcp_result(probe_t *p, int status)
     s->probe = NULL;
     if (status == 0) {
         double ms = (double)(uv_hrtime() - p->start_ns) / 1e6;
-        snprintf(s->event, sizeof(s->event), "connected to %s in %.1fms", s->chk->address, ms);
+        SET_EVENT(s, "connected to %s in %.1fms", s->chk->address, ms);
         health__sm_sample(&s->sm, &s->params, health_clock_ms(), 0, 0, true);
         s->sm.reason = s->sm.state == HEALTH_DOWN ? HEALTH_R_RISING : HEALTH_R_LIVE;
         srv_update(s, true);
     } else if (status == UV_ETIMEDOUT) {
-        snprintf(s->event, sizeof(s->event), "no connection to %s within %llums",
+        SET_EVENT(s, "no connection to %s within %llums",
                  s->chk->address, (unsigned long long)s->chk->timeout_ms);
         srv_fail(s, HEALTH_R_TIMEOUT);
     } else {
-        snprintf(s->event, sizeof(s->event), "connect to %s: %s", s->chk->address,
+        SET_EVENT(s, "connect to %s: %s", s->chk->address,
                  uv_strerror(status));
         srv_fail(s, HEALTH_R_CONNECT);
     }
@@ -965,7 +1007,7 @@ static void tcp_start(srv_t *s)
     const health_check_t *c = s->chk;
     probe_t *p = calloc(1, sizeof(*p));
     if (p == NULL) {
-        snprintf(s->event, sizeof(s->event), "out of memory");
+        SET_EVENT(s, "out of memory");
         srv_fail(s, HEALTH_R_TRANSPORT);
         return;
     }
@@ -1069,7 +1111,7 @@ static void file_check(srv_t *s)
     uint64_t now = health_clock_ms();
     if (stat(path, &st) != 0) {
         s->fsig.valid = false;
-        snprintf(s->event, sizeof(s->event), "cannot read %s: %s", path, strerror(errno));
+        SET_EVENT(s, "cannot read %s: %s", path, strerror(errno));
         srv_fail(s, HEALTH_R_FILE);
         return;
     }
@@ -1086,7 +1128,7 @@ static void file_check(srv_t *s)
     if (buf == NULL) {
         s->fsig.valid = false;
         s->file_ok = false;
-        snprintf(s->event, sizeof(s->event), "cannot read %s: %s", path, strerror(errno));
+        SET_EVENT(s, "cannot read %s: %s", path, strerror(errno));
         srv_fail(s, HEALTH_R_FILE);
         return;
     }
@@ -1095,13 +1137,13 @@ static void file_check(srv_t *s)
     size_t rlen;
     if (health_state_file_parse(buf, len, &st_word, &reason, &rlen, &err) != 0) {
         s->file_ok = false;
-        snprintf(s->event, sizeof(s->event), "%s: %s", path, err);
+        SET_EVENT(s, "%s: %s", path, err);
         free(buf);
         srv_fail(s, HEALTH_R_FILE);
         return;
     }
     s->file_ok = true;
-    snprintf(s->event, sizeof(s->event), "state file says %s%s%.*s",
+    SET_EVENT(s, "state file says %s%s%.*s",
              health_admin_state_str(st_word), rlen ? ": " : "", (int)rlen, reason);
     free(buf);
     switch (st_word) {
@@ -1287,7 +1329,7 @@ static void on_tick(uv_timer_t *t)
     health_t *h = s->run->h;
     if (health__sm_tick(&s->sm, &s->params, health_clock_ms())) {
         if (s->event[0] == '\0')
-            snprintf(s->event, sizeof(s->event), "no answer yet");
+            SET_EVENT(s, "no answer yet");
         srv_update(s, false);
     }
     if (s->xfer || s->probe)
@@ -1424,6 +1466,7 @@ static void run_carry(run_t *old, run_t *nr)
         s->admin_level = o->admin_level;
         memcpy(s->admin_reason, o->admin_reason, sizeof(s->admin_reason));
         memcpy(s->event, o->event, sizeof(s->event));
+        s->ev_is_rate = o->ev_is_rate;
         /* Thresholds may have changed: re-derive the effective state with
          * the new parameters at the next sample; the state itself stays. */
         s->eff = o->eff;
@@ -1458,15 +1501,22 @@ static void run_teardown(health_t *h, run_t *r)
 static void run_start(health_t *h, run_t *r)
 {
     /* Spread the first polls over each check's interval, so 1,000 servers
-     * polled every second make 1,000 evenly spaced polls, not a burst. */
+     * polled every second are not a burst of 1,000 requests.  Phases are
+     * rounded to slots of PHASE_SLOT_MS (a tenth of the interval when that
+     * is shorter): the servers of one slot fire in the same loop iteration
+     * and their requests go out together, which costs one wake-up of the
+     * poller instead of one per server, and the spread stays smooth (10
+     * requests every 10 ms for 1,000 servers a second).  libuv re-arms
+     * repeating timers from the loop time, so a slot stays together. */
     for (uint32_t i = 0; i < r->n; i++) {
         srv_t *s = &r->srv[i];
         uv_timer_init(&h->loop, &s->timer);
         s->timer.data = s;
         r->open_handles++;
         uint64_t iv = s->chk->interval_ms;
+        uint64_t slot = iv / 10 < PHASE_SLOT_MS ? (iv / 10 ? iv / 10 : 1) : PHASE_SLOT_MS;
         uint64_t phase = r->n > 1 ? iv * i / r->n : 0;
-        uv_timer_start(&s->timer, on_tick, phase, iv);
+        uv_timer_start(&s->timer, on_tick, phase - phase % slot, iv);
     }
 }
 
@@ -1567,6 +1617,8 @@ static void on_wake(uv_async_t *a)
 static void thread_main(void *arg)
 {
     health_t *h = arg;
+    /* A name for top -H, perf and gdb. */
+    pthread_setname_np(pthread_self(), "steerdns-health");
     uv_run(&h->loop, UV_RUN_DEFAULT);
 }
 
@@ -1716,11 +1768,16 @@ void health_get_stats(health_t *h, health_stats_t *out)
 bool health__detail(health_t *h, const health_topo_t *topo, uint32_t id, char *buf, size_t size)
 {
     bool ok = false;
+    srv_text_t v;
+    health__params_t p;
     pthread_mutex_lock(&h->status_mu);
     if (h->run && h->run->topo == topo && id < h->run->n) {
-        snprintf(buf, size, "%s", h->run->srv[id].detail);
+        v = h->run->srv[id].shown;
+        p = h->run->srv[id].params;
         ok = true;
     }
     pthread_mutex_unlock(&h->status_mu);
+    if (ok)
+        compose_detail(&v, &p, buf, size);
     return ok;
 }

@@ -268,6 +268,8 @@ int health_prom_scan(const char *buf, size_t len, const health_prom_query_t *q,
 {
     if (q->n_labels > HEALTH_PROM_MAX_MATCHERS)
         return -E2BIG;
+    if (q->metric == NULL || q->metric[0] == '\0')
+        return -EINVAL;
     health_prom_result_t r = {0};
     size_t mlen = strlen(q->metric);
     mstate_t ms[HEALTH_PROM_MAX_MATCHERS];
@@ -285,7 +287,6 @@ int health_prom_scan(const char *buf, size_t len, const health_prom_query_t *q,
         skip_blanks(&c);
         if (at_end(&c) || c.s[c.i] == '#')
             continue;
-        size_t ns = c.i;
         if (!is_name_start(c.s[c.i])) {
             r.err = "expected a metric name";
             r.err_line = r.lines;
@@ -293,10 +294,13 @@ int health_prom_scan(const char *buf, size_t len, const health_prom_query_t *q,
             *res = r;
             return -EINVAL;
         }
-        while (c.i < c.n && is_name_char(c.s[c.i]))
-            c.i++;
-        if (c.i - ns != mlen || memcmp(c.s + ns, q->metric, mlen) != 0)
-            continue; /* another metric: only its name is checked */
+        /* Most lines are other metrics: one comparison decides, so a large
+         * exposition costs little more than finding its line ends. */
+        if (c.n - c.i < mlen || c.s[c.i + mlen - 1] != q->metric[mlen - 1] ||
+            memcmp(c.s + c.i, q->metric, mlen) != 0 ||
+            (c.n - c.i > mlen && is_name_char(c.s[c.i + mlen])))
+            continue; /* another metric: only its first character is checked */
+        c.i += mlen;
         bool match = false, has_ts = false;
         double v = 0;
         int64_t ts = 0;
