@@ -59,40 +59,40 @@ typedef enum health_state {
  * last failure ("HTTP 503", "line 3: expected a value") is kept by the
  * poller and shown by health_status_write(). */
 typedef enum health_reason {
-    HEALTH_R_NONE = 0,      /* no sample yet */
-    HEALTH_R_BELOW,         /* utilisation below the threshold */
-    HEALTH_R_ABOVE,         /* utilisation at or above the threshold */
-    HEALTH_R_HOLD_BUSY,     /* BUSY: below threshold but not yet below the return threshold */
-    HEALTH_R_HOLD_IDLE,     /* IDLE: above threshold, waiting for busy_after samples */
-    HEALTH_R_RISING,        /* DOWN: succeeding, waiting for `rise` successes */
-    HEALTH_R_FIRST_SAMPLE,  /* UNKNOWN: counter read once; a rate needs two samples */
-    HEALTH_R_COUNTER_RESET, /* counter went backwards (restart): new baseline */
-    HEALTH_R_LIVE,          /* tcp or file check: up, no bandwidth data */
-    HEALTH_R_TIMEOUT,       /* no complete answer within the timeout */
-    HEALTH_R_CONNECT,       /* connection refused or failed */
-    HEALTH_R_TRANSPORT,     /* other transport error (reset, empty reply, ...) */
-    HEALTH_R_HTTP_STATUS,   /* HTTP status other than 2xx */
-    HEALTH_R_HTML,          /* HTML where metrics or JSON were expected */
-    HEALTH_R_PARSE,         /* malformed Prometheus exposition */
-    HEALTH_R_NO_METRIC,     /* the metric / series is missing */
-    HEALTH_R_BAD_JSON,      /* malformed JSON */
-    HEALTH_R_NO_FIELD,      /* the JSON field is missing */
-    HEALTH_R_BAD_VALUE,     /* NaN, infinite, negative counter, not a number */
-    HEALTH_R_NEGATIVE_RATE, /* a gauge reported a negative rate */
-    HEALTH_R_BODY_TOO_LARGE,/* response larger than health.max_body */
-    HEALTH_R_STALE,         /* no usable measurement for stale_after */
-    HEALTH_R_FILE,          /* file check: cannot read or parse the state file */
-    HEALTH_R_FILE_DOWN,     /* file check: the file says DOWN */
-    HEALTH_R_FILE_BUSY,     /* file check: the file says BUSY */
-    HEALTH_R_ADMIN_DOWN,    /* admin file forces DOWN */
-    HEALTH_R_ADMIN_BUSY,    /* admin file forces BUSY */
-    HEALTH_R_ADMIN_UP,      /* admin file forces UP (never DOWN) */
-    HEALTH_R_CLUSTER,       /* cluster: derived from its servers' states */
+    HEALTH_R_NONE = 0,       /* no sample yet */
+    HEALTH_R_BELOW,          /* utilisation below the threshold */
+    HEALTH_R_ABOVE,          /* utilisation at or above the threshold */
+    HEALTH_R_HOLD_BUSY,      /* BUSY: below threshold but not yet below the return threshold */
+    HEALTH_R_HOLD_IDLE,      /* IDLE: above threshold, waiting for busy_after samples */
+    HEALTH_R_RISING,         /* DOWN: succeeding, waiting for `rise` successes */
+    HEALTH_R_FIRST_SAMPLE,   /* UNKNOWN: counter read once; a rate needs two samples */
+    HEALTH_R_COUNTER_RESET,  /* counter went backwards (restart): new baseline */
+    HEALTH_R_LIVE,           /* tcp or file check: up, no bandwidth data */
+    HEALTH_R_TIMEOUT,        /* no complete answer within the timeout */
+    HEALTH_R_CONNECT,        /* connection refused or failed */
+    HEALTH_R_TRANSPORT,      /* other transport error (reset, empty reply, ...) */
+    HEALTH_R_HTTP_STATUS,    /* HTTP status other than 2xx */
+    HEALTH_R_HTML,           /* HTML where metrics or JSON were expected */
+    HEALTH_R_PARSE,          /* malformed Prometheus exposition */
+    HEALTH_R_NO_METRIC,      /* the metric / series is missing */
+    HEALTH_R_BAD_JSON,       /* malformed JSON */
+    HEALTH_R_NO_FIELD,       /* the JSON field is missing */
+    HEALTH_R_BAD_VALUE,      /* NaN, infinite, negative counter, not a number */
+    HEALTH_R_NEGATIVE_RATE,  /* a gauge reported a negative rate */
+    HEALTH_R_BODY_TOO_LARGE, /* response larger than health.max_body */
+    HEALTH_R_STALE,          /* no usable measurement for stale_after */
+    HEALTH_R_FILE,           /* file check: cannot read or parse the state file */
+    HEALTH_R_FILE_DOWN,      /* file check: the file says DOWN */
+    HEALTH_R_FILE_BUSY,      /* file check: the file says BUSY */
+    HEALTH_R_ADMIN_DOWN,     /* admin file forces DOWN */
+    HEALTH_R_ADMIN_BUSY,     /* admin file forces BUSY */
+    HEALTH_R_ADMIN_UP,       /* admin file forces UP (never DOWN) */
+    HEALTH_R_CLUSTER,        /* cluster: derived from its servers' states */
     HEALTH_R_COUNT_
 } health_reason_t;
 
 /* Flags published with a server's state. */
-#define HEALTH_F_ADMIN 0x1u   /* the admin file overrides this server */
+#define HEALTH_F_ADMIN   0x1u /* the admin file overrides this server */
 #define HEALTH_F_NO_RATE 0x2u /* the check gives no bandwidth (tcp, file) */
 
 const char *health_state_str(health_state_t s);   /* "IDLE", "BUSY", ... */
@@ -124,9 +124,9 @@ typedef enum health_mode {
 /* One server's check, resolved (defaults from `health:` filled in). */
 typedef struct health_check {
     health_check_kind_t kind;
-    const char *url;                  /* prometheus, json */
-    const char *metric;               /* prometheus */
-    const char *const *label_names;   /* prometheus: exact label matchers */
+    const char *url;                /* prometheus, json */
+    const char *metric;             /* prometheus */
+    const char *const *label_names; /* prometheus: exact label matchers */
     const char *const *label_values;
     uint32_t n_labels;
     const char *field;                /* json: dotted path such as net.eth0.tx_bps */
@@ -144,38 +144,38 @@ typedef struct health_check {
 
 typedef struct health_region {
     const char *name;
-    double lat, lon; /* degrees */
-    const char *country;             /* ISO 3166-1 alpha-2, or NULL */
-    const yconf_node_t *match;       /* opaque to health; parsed by geo; may be NULL */
-    const uint32_t *neighbours;      /* explicit order of other regions (ids) */
+    double lat, lon;            /* degrees */
+    const char *country;        /* ISO 3166-1 alpha-2, or NULL */
+    const yconf_node_t *match;  /* opaque to health; parsed by geo; may be NULL */
+    const uint32_t *neighbours; /* explicit order of other regions (ids) */
     uint32_t n_neighbours;
-    const uint32_t *fallback;        /* every other region: neighbours first, then by
-                                        great-circle distance (ties: id order) */
-    uint32_t n_fallback;             /* n_regions - 1 */
-    const yconf_node_t *node;        /* the region's mapping, for positions */
-    const yconf_node_t *name_node;   /* its key */
+    const uint32_t *fallback;      /* every other region: neighbours first, then by
+                                      great-circle distance (ties: id order) */
+    uint32_t n_fallback;           /* n_regions - 1 */
+    const yconf_node_t *node;      /* the region's mapping, for positions */
+    const yconf_node_t *name_node; /* its key */
 } health_region_t;
 
 typedef struct health_cluster {
     const char *name;
-    uint32_t region;                 /* region id */
-    const char *carrier;             /* carrier id as written; validated by the snapshot */
+    uint32_t region;     /* region id */
+    const char *carrier; /* carrier id as written; validated by the snapshot */
     const yconf_node_t *carrier_node;
     uint32_t weight;
-    const uint8_t (*entry4)[4];      /* IPv4 entry addresses, network order */
+    const uint8_t (*entry4)[4]; /* IPv4 entry addresses, network order */
     uint32_t n_entry4;
-    const uint8_t (*entry6)[16];     /* IPv6 entry addresses */
+    const uint8_t (*entry6)[16]; /* IPv6 entry addresses */
     uint32_t n_entry6;
-    uint32_t first_server, n_servers;/* servers first_server .. first_server+n_servers-1 */
-    uint64_t capacity_bps;           /* sum of its servers' capacities */
+    uint32_t first_server, n_servers; /* servers first_server .. first_server+n_servers-1 */
+    uint64_t capacity_bps;            /* sum of its servers' capacities */
     const yconf_node_t *node;
     const yconf_node_t *name_node;
 } health_cluster_t;
 
 typedef struct health_server {
-    const char *name;                /* unique within its cluster */
-    uint32_t cluster;                /* cluster id */
-    uint64_t capacity_bps;           /* link bandwidth, bit/s (> 0) */
+    const char *name;      /* unique within its cluster */
+    uint32_t cluster;      /* cluster id */
+    uint64_t capacity_bps; /* link bandwidth, bit/s (> 0) */
     const health_check_t *check;
     const yconf_node_t *node;
     const yconf_node_t *name_node;
@@ -183,19 +183,19 @@ typedef struct health_server {
 
 /* The `health:` section, resolved. */
 typedef struct health_settings {
-    uint64_t interval_ms;      /* default check interval */
-    uint64_t timeout_ms;       /* default check timeout (0 in YAML = the interval) */
-    uint64_t stale_after_ms;   /* default staleness limit (0 = 3 x the check's interval) */
-    double threshold;          /* BUSY at or above this utilisation (0.9) */
-    double return_threshold;   /* BUSY -> IDLE only below this (threshold - 5 points) */
-    uint32_t busy_after;       /* samples at/above threshold before IDLE -> BUSY */
-    uint32_t idle_after;       /* samples below return threshold before BUSY -> IDLE */
-    uint32_t fall;             /* consecutive failures before DOWN */
-    uint32_t rise;             /* consecutive usable samples before leaving DOWN */
-    uint64_t max_body;         /* response body cap, bytes */
-    const char *admin_file;    /* resolved path of the admin state file, or NULL */
-    uint64_t admin_interval_ms;/* how often the admin file is checked for changes */
-    uint32_t max_connections;  /* open HTTP connections kept, 0 = one per server */
+    uint64_t interval_ms;       /* default check interval */
+    uint64_t timeout_ms;        /* default check timeout (0 in YAML = the interval) */
+    uint64_t stale_after_ms;    /* default staleness limit (0 = 3 x the check's interval) */
+    double threshold;           /* BUSY at or above this utilisation (0.9) */
+    double return_threshold;    /* BUSY -> IDLE only below this (threshold - 5 points) */
+    uint32_t busy_after;        /* samples at/above threshold before IDLE -> BUSY */
+    uint32_t idle_after;        /* samples below return threshold before BUSY -> IDLE */
+    uint32_t fall;              /* consecutive failures before DOWN */
+    uint32_t rise;              /* consecutive usable samples before leaving DOWN */
+    uint64_t max_body;          /* response body cap, bytes */
+    const char *admin_file;     /* resolved path of the admin state file, or NULL */
+    uint64_t admin_interval_ms; /* how often the admin file is checked for changes */
+    uint32_t max_connections;   /* open HTTP connections kept, 0 = one per server */
 } health_settings_t;
 
 typedef struct health_topo health_topo_t;
@@ -251,8 +251,8 @@ typedef struct health_server_view {
 } health_server_view_t;
 
 typedef struct health_cluster_view {
-    _Atomic uint32_t word;      /* state | reason << 8 */
-    _Atomic uint32_t util_ppm;  /* capacity-weighted utilisation of the servers up */
+    _Atomic uint32_t word;     /* state | reason << 8 */
+    _Atomic uint32_t util_ppm; /* capacity-weighted utilisation of the servers up */
     _Atomic uint32_t n_idle, n_busy, n_down, n_unknown;
     _Atomic uint64_t rate_bps;  /* sum of the rates of the servers up */
     _Atomic uint64_t sample_ms; /* newest sample of any of its servers */
@@ -261,8 +261,8 @@ typedef struct health_cluster_view {
 
 /* One of the two tables a topology owns. */
 typedef struct health_table {
-    _Atomic uint64_t pub_seq; /* publication number (0 = initial, all UNKNOWN) */
-    _Atomic uint64_t pub_ms;  /* health_clock_ms() of the publication */
+    _Atomic uint64_t pub_seq;        /* publication number (0 = initial, all UNKNOWN) */
+    _Atomic uint64_t pub_ms;         /* health_clock_ms() of the publication */
     health_server_view_t *servers;   /* [n_servers], indexed by server id */
     health_cluster_view_t *clusters; /* [n_clusters], indexed by cluster id */
     uint32_t n_servers, n_clusters;
@@ -370,8 +370,9 @@ int health_new(health_t **out);
 int health_start(health_t *h);
 
 /* Set a callback run on the poller thread after each publication (the
- * caller forwards it, e.g. with uv_async_send).  Call before
- * health_start(). */
+ * caller forwards it, e.g. with uv_async_send; it must not block).  A
+ * health_apply() before health_start() publishes, and so calls it, on the
+ * caller's thread.  Call before health_start() and health_apply(). */
 void health_set_notify(health_t *h, void (*cb)(void *arg), void *arg);
 
 /* Make the poller adopt topo (NULL: poll nothing).  State carries over from

@@ -22,18 +22,15 @@ static bool is_blank(char c)
 /* Names of clusters and servers: the characters health_topo_build allows. */
 static bool is_name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
 }
 
 health_admin_state_t health_admin_state_parse(const char *s, size_t len)
 {
-    if (len == 2 && strncasecmp(s, "UP", 2) == 0)
-        return HEALTH_ADMIN_UP;
-    if (len == 4 && strncasecmp(s, "DOWN", 4) == 0)
-        return HEALTH_ADMIN_DOWN;
-    if (len == 4 && strncasecmp(s, "BUSY", 4) == 0)
-        return HEALTH_ADMIN_BUSY;
+    if (len == 2 && strncasecmp(s, "UP", 2) == 0) return HEALTH_ADMIN_UP;
+    if (len == 4 && strncasecmp(s, "DOWN", 4) == 0) return HEALTH_ADMIN_DOWN;
+    if (len == 4 && strncasecmp(s, "BUSY", 4) == 0) return HEALTH_ADMIN_BUSY;
     return HEALTH_ADMIN_NONE;
 }
 
@@ -80,26 +77,22 @@ static span_t trim(span_t x)
     }
     while (x.n > 0 && is_blank(x.s[x.n - 1]))
         x.n--;
-    if (x.n > HEALTH_ADMIN_REASON_MAX)
-        x.n = HEALTH_ADMIN_REASON_MAX;
+    if (x.n > HEALTH_ADMIN_REASON_MAX) x.n = HEALTH_ADMIN_REASON_MAX;
     return x;
 }
 
 static bool name_ok(const char *s, size_t n)
 {
-    if (n == 0)
-        return false;
+    if (n == 0) return false;
     for (size_t i = 0; i < n; i++)
-        if (!is_name_char(s[i]))
-            return false;
+        if (!is_name_char(s[i])) return false;
     return true;
 }
 
 /* Iterate over lines; returns false at the end. */
 static bool next_line(const char *buf, size_t len, size_t *off, span_t *line)
 {
-    if (*off >= len)
-        return false;
+    if (*off >= len) return false;
     const char *nl = memchr(buf + *off, '\n', len - *off);
     size_t end = nl ? (size_t)(nl - buf) : len;
     line->s = buf + *off;
@@ -118,8 +111,7 @@ size_t health_admin_parse(const char *buf, size_t len,
         lineno++;
         span_t rest = line;
         span_t target = next_word(&rest);
-        if (target.n == 0 || target.s[0] == '#')
-            continue;
+        if (target.n == 0 || target.s[0] == '#') continue;
         const char *msg = NULL;
         span_t state = next_word(&rest);
         health_admin_rule_t r = {.line = lineno};
@@ -161,15 +153,13 @@ size_t health_admin_parse(const char *buf, size_t len,
         }
         if (msg) {
             bad++;
-            if (on_error)
-                on_error(ctx, lineno, msg);
+            if (on_error) on_error(ctx, lineno, msg);
             continue;
         }
         span_t reason = trim(rest);
         r.reason = reason.s;
         r.reason_len = reason.n;
-        if (on_rule)
-            on_rule(ctx, &r);
+        if (on_rule) on_rule(ctx, &r);
     }
     return bad;
 }
@@ -182,8 +172,7 @@ int health_state_file_parse(const char *buf, size_t len, health_admin_state_t *s
     while (next_line(buf, len, &off, &line)) {
         span_t rest = line;
         span_t word = next_word(&rest);
-        if (word.n == 0 || word.s[0] == '#')
-            continue;
+        if (word.n == 0 || word.s[0] == '#') continue;
         if (memchr(line.s, '\0', line.n) != NULL) {
             *err = "NUL byte in the state file";
             return -EINVAL;

@@ -22,11 +22,11 @@
 #include "health/health_parse.h"
 
 /* Caps on configuration sizes, so a hostile file cannot exhaust memory. */
-#define HEALTH__MAX_REGIONS 4096u
+#define HEALTH__MAX_REGIONS  4096u
 #define HEALTH__MAX_CLUSTERS 100000u
-#define HEALTH__MAX_SERVERS 1000000u
-#define HEALTH__MAX_ENTRIES 64u
-#define HEALTH__MAX_NAME 63u
+#define HEALTH__MAX_SERVERS  1000000u
+#define HEALTH__MAX_ENTRIES  64u
+#define HEALTH__MAX_NAME     63u
 
 struct health_topo {
     health_region_t *regions;
@@ -94,8 +94,7 @@ bool health__sm_fail(health__sm_t *sm, const health__params_t *p, uint64_t now_m
                      health_reason_t why);
 
 /* A state stated by a file check (no hysteresis; liveness only). */
-bool health__sm_force(health__sm_t *sm, uint64_t now_ms, health_state_t state,
-                      health_reason_t why);
+bool health__sm_force(health__sm_t *sm, uint64_t now_ms, health_state_t state, health_reason_t why);
 
 /* Time passes: DOWN (STALE) when no usable measurement for p->stale_ms. */
 bool health__sm_tick(health__sm_t *sm, const health__params_t *p, uint64_t now_ms);
@@ -159,8 +158,7 @@ static inline uint32_t health__word(health_state_t s, health_reason_t r, uint32_
 
 static inline uint32_t health__ppm(double util)
 {
-    if (!(util > 0))
-        return 0;
+    if (!(util > 0)) return 0;
     double v = util * 1e6 + 0.5;
     return v >= 4294967295.0 ? UINT32_MAX : (uint32_t)v;
 }

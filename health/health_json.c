@@ -18,15 +18,12 @@
 
 bool health_json_path_valid(const char *path)
 {
-    if (path == NULL || *path == '\0')
-        return false;
+    if (path == NULL || *path == '\0') return false;
     size_t comp = 0;
     for (const char *p = path;; p++) {
         if (*p == '.' || *p == '\0') {
-            if (comp == 0)
-                return false;
-            if (*p == '\0')
-                return true;
+            if (comp == 0) return false;
+            if (*p == '\0') return true;
             comp = 0;
         } else {
             comp++;
@@ -37,23 +34,20 @@ bool health_json_path_valid(const char *path)
 /* Write a reason into the caller's buffer, if any. */
 #define SET_ERR(err, size, ...)                                                                    \
     do {                                                                                           \
-        if ((err) != NULL && (size) > 0)                                                           \
-            snprintf((err), (size), __VA_ARGS__);                                                  \
+        if ((err) != NULL && (size) > 0) snprintf((err), (size), __VA_ARGS__);                     \
     } while (0)
 
 /* A decimal number in a string ("123", "1.5e9"), as some scripts print. */
 static bool string_number(const char *s, double *out)
 {
-    if (*s == '\0' || strlen(s) > 64)
-        return false;
+    if (*s == '\0' || strlen(s) > 64) return false;
     for (const char *p = s; *p; p++)
         if (!((*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '+' || *p == 'e' ||
               *p == 'E'))
             return false;
     char *end;
     double v = strtod(s, &end);
-    if (*end != '\0')
-        return false;
+    if (*end != '\0') return false;
     *out = v;
     return true;
 }
@@ -110,8 +104,7 @@ int health_json_extract(const char *buf, size_t len, const char *path, double *o
             rc = -EDOM;
             SET_ERR(err, errsize, "field '%s' is not finite", path);
         }
-        if (rc == 0)
-            *out = v;
+        if (rc == 0) *out = v;
     }
     json_decref(root);
     return rc;

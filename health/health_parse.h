@@ -42,14 +42,14 @@ typedef struct health_prom_query {
 } health_prom_query_t;
 
 typedef struct health_prom_result {
-    double value;          /* sum of the values of every matching series */
-    size_t matches;        /* matching series (0: the metric is missing) */
-    bool has_timestamp;    /* every matching series had a timestamp */
-    int64_t timestamp_ms;  /* the largest of them */
-    size_t lines;          /* lines read */
-    size_t err_line;       /* on error: 1-based line and column */
+    double value;         /* sum of the values of every matching series */
+    size_t matches;       /* matching series (0: the metric is missing) */
+    bool has_timestamp;   /* every matching series had a timestamp */
+    int64_t timestamp_ms; /* the largest of them */
+    size_t lines;         /* lines read */
+    size_t err_line;      /* on error: 1-based line and column */
     size_t err_col;
-    const char *err;       /* on error: static message; NULL on success */
+    const char *err; /* on error: static message; NULL on success */
 } health_prom_result_t;
 
 /* Scan buf[0..len) for the series of q.  Returns 0 (res filled; matches may
@@ -85,8 +85,8 @@ int health_json_extract(const char *buf, size_t len, const char *path, double *o
  *   *                   UP
  *
  * TARGET is CLUSTER/SERVER, CLUSTER (every server of a cluster; also
- * written CLUSTER/ followed by a star) or a lone star (every server).  STATE is UP, DOWN or BUSY (any case).  The most specific
- * target wins; of two equally specific lines the later wins.
+ * written CLUSTER/ followed by a star) or a lone star (every server).  STATE is UP, DOWN or BUSY
+ * (any case).  The most specific target wins; of two equally specific lines the later wins.
  *
  * The per-server `file` check reads a file whose first line (after
  * comments and blank lines) is just "STATE [reason...]". */
@@ -104,10 +104,10 @@ typedef struct health_admin_rule {
     size_t line;
     const char *cluster; /* NULL for every server */
     size_t cluster_len;
-    const char *server;  /* NULL for a whole cluster or every server */
+    const char *server; /* NULL for a whole cluster or every server */
     size_t server_len;
     health_admin_state_t state;
-    const char *reason;  /* may be empty */
+    const char *reason; /* may be empty */
     size_t reason_len;
 } health_admin_rule_t;
 

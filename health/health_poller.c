@@ -139,10 +139,10 @@ struct run {
     health_topo_t *topo;
     srv_t *srv;
     uint32_t n, n_clusters;
-    health__agg_t *agg;      /* per cluster, last computed */
-    uint64_t *cl_seq;        /* per cluster */
-    uint8_t *srv_bits;       /* bit b: in srv_list[b] */
-    uint8_t *cl_bits;        /* bit b: in cl_list[b]; bit 2: in recompute */
+    health__agg_t *agg; /* per cluster, last computed */
+    uint64_t *cl_seq;   /* per cluster */
+    uint8_t *srv_bits;  /* bit b: in srv_list[b] */
+    uint8_t *cl_bits;   /* bit b: in cl_list[b]; bit 2: in recompute */
     uint32_t *srv_list[2], n_srv_list[2];
     uint32_t *cl_list[2], n_cl_list[2];
     uint32_t *recompute, n_recompute;
@@ -281,8 +281,7 @@ static void recompute_clusters(run_t *r)
                 sum[j] = (health__srv_sum_t){s->eff, s->sm.has_sample ? s->sm.util : 0,
                                              s->sm.has_sample ? s->sm.rate_bps : 0,
                                              s->cfg->capacity_bps, s->sm.sample_ms};
-                if (s->eff != HEALTH_DOWN)
-                    pcap += (double)s->cfg->capacity_bps;
+                if (s->eff != HEALTH_DOWN) pcap += (double)s->cfg->capacity_bps;
             }
             health__cluster_aggregate(sum, m, &a);
             acc.n_idle += a.n_idle;
@@ -290,8 +289,7 @@ static void recompute_clusters(run_t *r)
             acc.n_down += a.n_down;
             acc.n_unknown += a.n_unknown;
             acc.rate_bps += a.rate_bps;
-            if (a.sample_ms > acc.sample_ms)
-                acc.sample_ms = a.sample_ms;
+            if (a.sample_ms > acc.sample_ms) acc.sample_ms = a.sample_ms;
             if (pcap > 0) {
                 cap += pcap;
                 weighted += a.util * pcap;
@@ -358,8 +356,7 @@ static void publish(health_t *h)
 {
     run_t *r = h->run;
     h->pub_wanted = false;
-    if (r == NULL)
-        return;
+    if (r == NULL) return;
     recompute_clusters(r);
     int back = 1 - r->cur;
     write_back(r, back);
@@ -374,16 +371,14 @@ static void publish(health_t *h)
     r->cur = back;
     h->last_pub_ms = now;
     atomic_fetch_add_explicit(&h->st_pubs, 1, memory_order_relaxed);
-    if (h->notify)
-        h->notify(h->notify_arg);
+    if (h->notify) h->notify(h->notify_arg);
 }
 
 static void on_pub_timer(uv_timer_t *t)
 {
     health_t *h = t->data;
     h->pub_timer_armed = false;
-    if (h->pub_wanted)
-        publish(h);
+    if (h->pub_wanted) publish(h);
 }
 
 /* Something changed: publish on the next loop iteration (so that every
@@ -393,8 +388,7 @@ static void on_pub_timer(uv_timer_t *t)
 static void request_publish(health_t *h)
 {
     h->pub_wanted = true;
-    if (h->pub_timer_armed)
-        return;
+    if (h->pub_timer_armed) return;
     uint64_t now = health_clock_ms();
     uint64_t since = now - h->last_pub_ms;
     h->pub_timer_armed = true;
@@ -414,8 +408,7 @@ static void text_of(const srv_t *s, srv_text_t *t)
     memcpy(t->event, s->event, sizeof(t->event));
 }
 
-static void compose_detail(const srv_text_t *v, const health__params_t *p, char *buf,
-                           size_t size)
+static void compose_detail(const srv_text_t *v, const health__params_t *p, char *buf, size_t size)
 {
     const health__sm_t *sm = &v->sm;
     char u[32], t[32], r[32], ev[sizeof(v->event)];
@@ -490,10 +483,10 @@ static void srv_update(srv_t *s, bool measured)
     health_t *h = r->h;
     health_reason_t reason = s->sm.reason;
     health_state_t st = health__admin_apply(s->admin, &s->sm, &reason);
-    uint32_t flags = (s->admin != HEALTH_ADMIN_NONE ? HEALTH_F_ADMIN : 0) |
-                     (s->chk->kind == HEALTH_CHECK_TCP || s->chk->kind == HEALTH_CHECK_FILE
-                          ? HEALTH_F_NO_RATE
-                          : 0);
+    uint32_t flags =
+        (s->admin != HEALTH_ADMIN_NONE ? HEALTH_F_ADMIN : 0) |
+        (s->chk->kind == HEALTH_CHECK_TCP || s->chk->kind == HEALTH_CHECK_FILE ? HEALTH_F_NO_RATE
+                                                                               : 0);
     bool changed = st != s->eff;
     pthread_mutex_lock(&h->status_mu);
     text_of(s, &s->shown);
@@ -504,9 +497,8 @@ static void srv_update(srv_t *s, bool measured)
         compose_detail(&s->shown, &s->params, detail, sizeof(detail));
         atomic_fetch_add_explicit(&h->st_transitions, 1, memory_order_relaxed);
         log_rl_msg(&h->rl, st == HEALTH_DOWN ? LOG_WARNING : LOG_INFO,
-                   "health: server %s/%s: %s -> %s (%s)",
-                   r->topo->clusters[s->cfg->cluster].name, s->cfg->name, health_state_str(s->eff),
-                   health_state_str(st), detail);
+                   "health: server %s/%s: %s -> %s (%s)", r->topo->clusters[s->cfg->cluster].name,
+                   s->cfg->name, health_state_str(s->eff), health_state_str(st), detail);
     }
     if (measured || changed) {
         s->vseq++;
@@ -562,13 +554,11 @@ static void srv_value(srv_t *s, double value, uint64_t t_ns, bool remote_ts)
         srv_rate(s, rate * c->unit_bits);
         return;
     case HEALTH__RATE_BASELINE:
-        SET_EVENT(s, "first counter sample %.17g, rate needs a second",
-                 value);
+        SET_EVENT(s, "first counter sample %.17g, rate needs a second", value);
         health__sm_nodata(&s->sm, &s->params, now, HEALTH_R_FIRST_SAMPLE);
         break;
     case HEALTH__RATE_RESET:
-        SET_EVENT(s, "counter reset (%.17g -> %.17g), new baseline", prev,
-                 value);
+        SET_EVENT(s, "counter reset (%.17g -> %.17g), new baseline", prev, value);
         log_rl_msg(&s->run->h->rl, LOG_INFO, "health: server %s/%s: %s",
                    s->run->topo->clusters[s->cfg->cluster].name, s->cfg->name, s->event);
         health__sm_nodata(&s->sm, &s->params, now, HEALTH_R_COUNTER_RESET);
@@ -579,8 +569,7 @@ static void srv_value(srv_t *s, double value, uint64_t t_ns, bool remote_ts)
         health__sm_nodata(&s->sm, &s->params, now, s->sm.reason);
         break;
     case HEALTH__RATE_BAD:
-        SET_EVENT(s, "counter value %g is not a non-negative number",
-                 value);
+        SET_EVENT(s, "counter value %g is not a non-negative number", value);
         srv_fail(s, HEALTH_R_BAD_VALUE);
         return;
     }
@@ -612,10 +601,8 @@ static void on_poll(uv_poll_t *p, int status, int events)
     if (status < 0)
         flags = CURL_CSELECT_ERR;
     else {
-        if (events & UV_READABLE)
-            flags |= CURL_CSELECT_IN;
-        if (events & UV_WRITABLE)
-            flags |= CURL_CSELECT_OUT;
+        if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+        if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
     }
     int running;
     /* May call sock_cb(REMOVE) for this very socket, which closes c. */
@@ -638,8 +625,7 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
     }
     if (c == NULL) {
         c = calloc(1, sizeof(*c));
-        if (c == NULL)
-            return -1;
+        if (c == NULL) return -1;
         int rc = uv_poll_init_socket(&h->loop, &c->poll, fd);
         if (rc != 0) {
             log_rl_msg(&h->rl, LOG_ERR, "health: cannot watch socket %d: %s", (int)fd,
@@ -653,10 +639,8 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
         curl_multi_assign(h->multi, fd, c);
     }
     int ev = 0;
-    if (what & CURL_POLL_IN)
-        ev |= UV_READABLE;
-    if (what & CURL_POLL_OUT)
-        ev |= UV_WRITABLE;
+    if (what & CURL_POLL_IN) ev |= UV_READABLE;
+    if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
     uv_poll_start(&c->poll, ev, on_poll);
     return 0;
 }
@@ -694,11 +678,9 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
         size_t cap = x->cap ? x->cap : 16384;
         while (cap < x->len + n)
             cap *= 2;
-        if (cap > x->max)
-            cap = x->max;
+        if (cap > x->max) cap = x->max;
         char *nb = realloc(x->body, cap + 1);
-        if (nb == NULL)
-            return 0;
+        if (nb == NULL) return 0;
         x->body = nb;
         x->cap = cap;
     }
@@ -716,8 +698,7 @@ static xfer_t *xfer_get(health_t *h)
         return x;
     }
     x = calloc(1, sizeof(*x));
-    if (x == NULL)
-        return NULL;
+    if (x == NULL) return NULL;
     x->easy = curl_easy_init();
     if (x->easy == NULL) {
         free(x);
@@ -786,8 +767,7 @@ static void http_start(srv_t *s)
     if (mc != CURLM_OK) {
         s->xfer = NULL;
         xfer_put(h, x);
-        SET_EVENT(s, "cannot start the request: %s",
-                 curl_multi_strerror(mc));
+        SET_EVENT(s, "cannot start the request: %s", curl_multi_strerror(mc));
         srv_fail(s, HEALTH_R_TRANSPORT);
     }
 }
@@ -813,8 +793,7 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
         switch (rc) {
         case CURLE_OPERATION_TIMEDOUT:
             why = HEALTH_R_TIMEOUT;
-            SET_EVENT(s, "no answer within %llums",
-                     (unsigned long long)c->timeout_ms);
+            SET_EVENT(s, "no answer within %llums", (unsigned long long)c->timeout_ms);
             break;
         case CURLE_COULDNT_CONNECT:
         case CURLE_COULDNT_RESOLVE_HOST:
@@ -823,14 +802,12 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
             break;
         case CURLE_FILESIZE_EXCEEDED:
             why = HEALTH_R_BODY_TOO_LARGE;
-            SET_EVENT(s, "response larger than max_body %zu bytes",
-                     x->max);
+            SET_EVENT(s, "response larger than max_body %zu bytes", x->max);
             break;
         case CURLE_WRITE_ERROR:
             if (x->too_big) {
                 why = HEALTH_R_BODY_TOO_LARGE;
-                SET_EVENT(s, "response larger than max_body %zu bytes",
-                         x->max);
+                SET_EVENT(s, "response larger than max_body %zu bytes", x->max);
                 break;
             }
             /* fall through */
@@ -854,7 +831,7 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
     const char *body = x->body ? x->body : "";
     if (looks_like_html(ctype, body, x->len)) {
         SET_EVENT(s, "HTML instead of %s (Content-Type %s)",
-                 c->kind == HEALTH_CHECK_JSON ? "JSON" : "metrics", ctype ? ctype : "none");
+                  c->kind == HEALTH_CHECK_JSON ? "JSON" : "metrics", ctype ? ctype : "none");
         srv_fail(s, HEALTH_R_HTML);
         return;
     }
@@ -869,8 +846,8 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
         health_prom_result_t res;
         int prc = health_prom_scan(body, x->len, &q, &res);
         if (prc != 0) {
-            SET_EVENT(s, "bad exposition: line %zu column %zu: %s",
-                     res.err_line, res.err_col, res.err ? res.err : "too many matchers");
+            SET_EVENT(s, "bad exposition: line %zu column %zu: %s", res.err_line, res.err_col,
+                      res.err ? res.err : "too many matchers");
             srv_fail(s, HEALTH_R_PARSE);
             return;
         }
@@ -880,8 +857,7 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
             for (uint32_t i = 0; i < c->n_labels && used < sizeof(sel); i++)
                 used += (size_t)snprintf(sel + used, sizeof(sel) - used, "%s%s=\"%s\"",
                                          i ? "," : "", c->label_names[i], c->label_values[i]);
-            if (used < sizeof(sel))
-                snprintf(sel + used, sizeof(sel) - used, "}");
+            if (used < sizeof(sel)) snprintf(sel + used, sizeof(sel) - used, "}");
             SET_EVENT(s, "no series %s in %zu lines", sel, res.lines);
             srv_fail(s, HEALTH_R_NO_METRIC);
             return;
@@ -894,12 +870,12 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
             int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
             if (wall_ms - res.timestamp_ms > (int64_t)s->params.stale_ms) {
                 SET_EVENT(s, "sample timestamp %lldms old",
-                         (long long)(wall_ms - res.timestamp_ms));
+                          (long long)(wall_ms - res.timestamp_ms));
                 srv_fail(s, HEALTH_R_STALE);
                 return;
             }
-            srv_value(s, res.value, res.timestamp_ms > 0 ? (uint64_t)res.timestamp_ms * 1000000u : 0,
-                      true);
+            srv_value(s, res.value,
+                      res.timestamp_ms > 0 ? (uint64_t)res.timestamp_ms * 1000000u : 0, true);
         } else {
             srv_value(s, res.value, t_ns, false);
         }
@@ -924,16 +900,14 @@ static void check_multi_info(health_t *h)
     CURLMsg *msg;
     int pending;
     while ((msg = curl_multi_info_read(h->multi, &pending)) != NULL) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
+        if (msg->msg != CURLMSG_DONE) continue;
         CURL *e = msg->easy_handle;
         CURLcode rc = msg->data.result;
         char *priv = NULL;
         curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
         xfer_t *x = (xfer_t *)priv;
         curl_multi_remove_handle(h->multi, e);
-        if (x == NULL)
-            continue;
+        if (x == NULL) continue;
         srv_t *s = x->srv;
         if (s) {
             s->xfer = NULL;
@@ -950,14 +924,12 @@ static void check_multi_info(health_t *h)
 static void on_probe_closed(uv_handle_t *hd)
 {
     probe_t *p = hd->data;
-    if (--p->open_handles == 0)
-        free(p);
+    if (--p->open_handles == 0) free(p);
 }
 
 static void probe_close(probe_t *p)
 {
-    if (p->closing)
-        return;
+    if (p->closing) return;
     p->closing = true;
     uv_close((uv_handle_t *)&p->tcp, on_probe_closed);
     uv_close((uv_handle_t *)&p->timer, on_probe_closed);
@@ -966,8 +938,7 @@ static void probe_close(probe_t *p)
 static void tcp_result(probe_t *p, int status)
 {
     srv_t *s = p->srv;
-    if (s == NULL)
-        return;
+    if (s == NULL) return;
     p->srv = NULL;
     s->probe = NULL;
     if (status == 0) {
@@ -977,12 +948,11 @@ static void tcp_result(probe_t *p, int status)
         s->sm.reason = s->sm.state == HEALTH_DOWN ? HEALTH_R_RISING : HEALTH_R_LIVE;
         srv_update(s, true);
     } else if (status == UV_ETIMEDOUT) {
-        SET_EVENT(s, "no connection to %s within %llums",
-                 s->chk->address, (unsigned long long)s->chk->timeout_ms);
+        SET_EVENT(s, "no connection to %s within %llums", s->chk->address,
+                  (unsigned long long)s->chk->timeout_ms);
         srv_fail(s, HEALTH_R_TIMEOUT);
     } else {
-        SET_EVENT(s, "connect to %s: %s", s->chk->address,
-                 uv_strerror(status));
+        SET_EVENT(s, "connect to %s: %s", s->chk->address, uv_strerror(status));
         srv_fail(s, HEALTH_R_CONNECT);
     }
 }
@@ -1063,8 +1033,7 @@ static int fsig_of(const struct stat *st, fsig_t *sig)
 static char *read_small(const char *path, size_t max, size_t *len, fsig_t *sig)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return NULL;
+    if (fd < 0) return NULL;
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int e = errno;
@@ -1092,10 +1061,8 @@ static char *read_small(const char *path, size_t max, size_t *len, fsig_t *sig)
     size_t got = 0;
     while (got < (size_t)st.st_size) {
         ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
         got += (size_t)r;
     }
     close(fd);
@@ -1143,8 +1110,8 @@ static void file_check(srv_t *s)
         return;
     }
     s->file_ok = true;
-    SET_EVENT(s, "state file says %s%s%.*s",
-             health_admin_state_str(st_word), rlen ? ": " : "", (int)rlen, reason);
+    SET_EVENT(s, "state file says %s%s%.*s", health_admin_state_str(st_word), rlen ? ": " : "",
+              (int)rlen, reason);
     free(buf);
     switch (st_word) {
     case HEALTH_ADMIN_DOWN:
@@ -1172,8 +1139,7 @@ typedef struct admin_ctx {
 
 static void admin_set(admin_ctx_t *a, uint32_t id, uint8_t level, const health_admin_rule_t *r)
 {
-    if (level < a->level[id])
-        return;
+    if (level < a->level[id]) return;
     a->level[id] = level;
     a->state[id] = r->state;
     a->reason[id] = r->reason;
@@ -1183,8 +1149,7 @@ static void admin_set(admin_ctx_t *a, uint32_t id, uint8_t level, const health_a
 static int64_t find_cluster_n(const health_topo_t *t, const char *s, size_t n)
 {
     for (uint32_t i = 0; i < t->n_clusters; i++)
-        if (strlen(t->clusters[i].name) == n && memcmp(t->clusters[i].name, s, n) == 0)
-            return i;
+        if (strlen(t->clusters[i].name) == n && memcmp(t->clusters[i].name, s, n) == 0) return i;
     return -1;
 }
 
@@ -1225,16 +1190,14 @@ static void admin_on_rule(void *ctx, const health_admin_rule_t *r)
 static void admin_on_error(void *ctx, size_t line, const char *msg)
 {
     admin_ctx_t *a = ctx;
-    if (a->warned++ < 20)
-        log_warn("health: %s:%zu: %s (line ignored)", a->path, line, msg);
+    if (a->warned++ < 20) log_warn("health: %s:%zu: %s (line ignored)", a->path, line, msg);
 }
 
 /* Apply the admin file's content (NULL: no file) to every server. */
 static void admin_apply_text(health_t *h, const char *buf, size_t len)
 {
     run_t *r = h->run;
-    if (r == NULL || r->n == 0)
-        return;
+    if (r == NULL || r->n == 0) return;
     admin_ctx_t a = {.run = r, .path = h->admin_path};
     a.state = calloc(r->n, sizeof(*a.state));
     a.level = calloc(r->n, sizeof(*a.level));
@@ -1244,19 +1207,16 @@ static void admin_apply_text(health_t *h, const char *buf, size_t len)
         log_err("health: out of memory applying the admin file");
         goto out;
     }
-    if (buf)
-        health_admin_parse(buf, len, admin_on_rule, admin_on_error, &a);
+    if (buf) health_admin_parse(buf, len, admin_on_rule, admin_on_error, &a);
     uint32_t changed = 0;
     for (uint32_t i = 0; i < r->n; i++) {
         srv_t *s = &r->srv[i];
         char reason[HEALTH_ADMIN_REASON_MAX + 1];
-        size_t rl = a.reason_len[i] < HEALTH_ADMIN_REASON_MAX ? a.reason_len[i]
-                                                              : HEALTH_ADMIN_REASON_MAX;
-        if (rl)
-            memcpy(reason, a.reason[i], rl);
+        size_t rl =
+            a.reason_len[i] < HEALTH_ADMIN_REASON_MAX ? a.reason_len[i] : HEALTH_ADMIN_REASON_MAX;
+        if (rl) memcpy(reason, a.reason[i], rl);
         reason[rl] = '\0';
-        if (s->admin == a.state[i] && strcmp(s->admin_reason, reason) == 0)
-            continue;
+        if (s->admin == a.state[i] && strcmp(s->admin_reason, reason) == 0) continue;
         if (s->admin != a.state[i])
             log_info("health: server %s/%s: admin override %s -> %s%s%s",
                      r->topo->clusters[s->cfg->cluster].name, s->cfg->name,
@@ -1278,8 +1238,7 @@ out:
 
 static void admin_reload(health_t *h, bool force)
 {
-    if (h->admin_path == NULL)
-        return;
+    if (h->admin_path == NULL) return;
     struct stat st;
     if (stat(h->admin_path, &st) != 0) {
         int e = errno;
@@ -1296,15 +1255,13 @@ static void admin_reload(health_t *h, bool force)
     }
     fsig_t sig;
     fsig_of(&st, &sig);
-    if (!force && h->admin_present && fsig_equal(&sig, &h->admin_sig))
-        return;
+    if (!force && h->admin_present && fsig_equal(&sig, &h->admin_sig)) return;
     size_t len = 0;
     char *buf = read_small(h->admin_path, STATE_FILE_MAX, &len, &h->admin_sig);
     if (buf == NULL) {
         /* Keep the overrides in force: a file being rewritten must not
          * release every drained server for a moment. */
-        log_warn("health: admin file %s: %s: overrides unchanged", h->admin_path,
-                 strerror(errno));
+        log_warn("health: admin file %s: %s: overrides unchanged", h->admin_path, strerror(errno));
         h->admin_sig.valid = false;
         return;
     }
@@ -1328,12 +1285,10 @@ static void on_tick(uv_timer_t *t)
     srv_t *s = t->data;
     health_t *h = s->run->h;
     if (health__sm_tick(&s->sm, &s->params, health_clock_ms())) {
-        if (s->event[0] == '\0')
-            SET_EVENT(s, "no answer yet");
+        if (s->event[0] == '\0') SET_EVENT(s, "no answer yet");
         srv_update(s, false);
     }
-    if (s->xfer || s->probe)
-        return; /* the previous check is still running (timeout <= interval) */
+    if (s->xfer || s->probe) return; /* the previous check is still running (timeout <= interval) */
     atomic_fetch_add_explicit(&h->st_polls, 1, memory_order_relaxed);
     switch (s->chk->kind) {
     case HEALTH_CHECK_PROMETHEUS:
@@ -1372,15 +1327,13 @@ static void on_srv_timer_closed(uv_handle_t *hd)
 {
     srv_t *s = hd->data;
     run_t *r = s->run;
-    if (--r->open_handles == 0 && r->closing)
-        run_free(r);
+    if (--r->open_handles == 0 && r->closing) run_free(r);
 }
 
 static run_t *run_new(health_t *h, health_topo_t *topo)
 {
     run_t *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return NULL;
+    if (r == NULL) return NULL;
     r->h = h;
     r->topo = topo;
     r->n = topo->n_servers;
@@ -1427,8 +1380,7 @@ static run_t *run_new(health_t *h, health_topo_t *topo)
 static bool same_check(const health_check_t *a, const health_check_t *b)
 {
 #define SAME_STR(x, y) (((x) == NULL && (y) == NULL) || ((x) && (y) && strcmp((x), (y)) == 0))
-    if (a->kind != b->kind || a->mode != b->mode || a->unit_bits != b->unit_bits)
-        return false;
+    if (a->kind != b->kind || a->mode != b->mode || a->unit_bits != b->unit_bits) return false;
     if (!SAME_STR(a->url, b->url) || !SAME_STR(a->metric, b->metric) ||
         !SAME_STR(a->field, b->field) || !SAME_STR(a->path, b->path) ||
         !SAME_STR(a->address, b->address) || a->n_labels != b->n_labels)
@@ -1449,14 +1401,11 @@ static void run_carry(run_t *old, run_t *nr)
         srv_t *s = &nr->srv[i];
         const char *cname = nr->topo->clusters[s->cfg->cluster].name;
         int64_t oc = health_topo_find_cluster(old->topo, cname);
-        if (oc < 0)
-            continue;
+        if (oc < 0) continue;
         int64_t os = health_topo_find_server(old->topo, (uint32_t)oc, s->cfg->name);
-        if (os < 0)
-            continue;
+        if (os < 0) continue;
         const srv_t *o = &old->srv[os];
-        if (!same_check(o->chk, s->chk))
-            continue;
+        if (!same_check(o->chk, s->chk)) continue;
         s->sm = o->sm;
         s->ctr = o->ctr;
         s->fsig = o->fsig;
@@ -1494,8 +1443,7 @@ static void run_teardown(health_t *h, run_t *r)
         }
         uv_close((uv_handle_t *)&s->timer, on_srv_timer_closed);
     }
-    if (r->open_handles == 0)
-        run_free(r);
+    if (r->open_handles == 0) run_free(r);
 }
 
 static void run_start(health_t *h, run_t *r)
@@ -1528,24 +1476,20 @@ static void adopt(health_t *h, health_topo_t *topo)
     run_t *nr = NULL;
     if (topo) {
         nr = run_new(h, topo);
-        if (nr == NULL)
-            log_err("health: out of memory adopting the new topology; polling nothing");
+        if (nr == NULL) log_err("health: out of memory adopting the new topology; polling nothing");
     }
-    if (old && nr)
-        run_carry(old, nr);
+    if (old && nr) run_carry(old, nr);
     /* Switch first: status readers (under status_mu) must never see a run
      * that teardown may free. */
     pthread_mutex_lock(&h->status_mu);
     h->run = nr;
     pthread_mutex_unlock(&h->status_mu);
-    if (old)
-        run_teardown(h, old);
+    if (old) run_teardown(h, old);
     uv_timer_stop(&h->admin_timer);
     h->admin_path = NULL;
     h->admin_present = false;
     h->admin_sig.valid = false;
-    if (nr == NULL)
-        return;
+    if (nr == NULL) return;
     const health_settings_t *st = &topo->settings;
     long maxconn = st->max_connections ? (long)st->max_connections : (long)nr->n + 16;
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, maxconn);
@@ -1632,11 +1576,9 @@ static void curl_init_once(void)
 int health_new(health_t **out)
 {
     pthread_once(&curl_once, curl_init_once);
-    if (curl_init_rc != CURLE_OK)
-        return -ENOMEM;
+    if (curl_init_rc != CURLE_OK) return -ENOMEM;
     health_t *h = calloc(1, sizeof(*h));
-    if (h == NULL)
-        return -ENOMEM;
+    if (h == NULL) return -ENOMEM;
     int rc = uv_loop_init(&h->loop);
     if (rc != 0) {
         free(h);
@@ -1680,11 +1622,9 @@ void health_set_notify(health_t *h, void (*cb)(void *arg), void *arg)
 
 int health_start(health_t *h)
 {
-    if (h->started)
-        return -EALREADY;
+    if (h->started) return -EALREADY;
     int rc = uv_thread_create(&h->thread, thread_main, h);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     h->started = true;
     return 0;
 }
@@ -1693,8 +1633,7 @@ int health_apply(health_t *h, health_topo_t *topo)
 {
     if (topo) {
         void *owner = atomic_load_explicit(&topo->owner, memory_order_relaxed);
-        if (owner != NULL && owner != h)
-            return -EBUSY;
+        if (owner != NULL && owner != h) return -EBUSY;
         atomic_store_explicit(&topo->owner, h, memory_order_relaxed);
     }
     if (!h->started) {
@@ -1719,8 +1658,7 @@ int health_apply(health_t *h, health_topo_t *topo)
 
 void health_stop(health_t *h)
 {
-    if (h == NULL)
-        return;
+    if (h == NULL) return;
     if (h->started) {
         pthread_mutex_lock(&h->ctl_mu);
         h->req_stop = true;
@@ -1732,8 +1670,7 @@ void health_stop(health_t *h)
         shutdown_loop(h);
         uv_run(&h->loop, UV_RUN_DEFAULT);
     }
-    if (h->applied)
-        atomic_store_explicit(&h->applied->owner, NULL, memory_order_relaxed);
+    if (h->applied) atomic_store_explicit(&h->applied->owner, NULL, memory_order_relaxed);
     uv_loop_close(&h->loop);
     while (h->pool) {
         xfer_t *x = h->pool;
@@ -1777,7 +1714,6 @@ bool health__detail(health_t *h, const health_topo_t *topo, uint32_t id, char *b
         ok = true;
     }
     pthread_mutex_unlock(&h->status_mu);
-    if (ok)
-        compose_detail(&v, &p, buf, size);
+    if (ok) compose_detail(&v, &p, buf, size);
     return ok;
 }

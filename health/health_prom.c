@@ -68,20 +68,16 @@ typedef struct mstate {
  * copy is needed.  Returns NULL or an error message. */
 static const char *read_label_value(cursor_t *c, const char *want, size_t wlen, bool *equal)
 {
-    if (at_end(c) || c->s[c->i] != '"')
-        return "expected '\"' to open a label value";
+    if (at_end(c) || c->s[c->i] != '"') return "expected '\"' to open a label value";
     c->i++;
     size_t k = 0;
     bool eq = true;
     for (;;) {
-        if (at_end(c))
-            return "unterminated label value";
+        if (at_end(c)) return "unterminated label value";
         char ch = c->s[c->i++];
-        if (ch == '"')
-            break;
+        if (ch == '"') break;
         if (ch == '\\') {
-            if (at_end(c))
-                return "unterminated escape in label value";
+            if (at_end(c)) return "unterminated escape in label value";
             char e = c->s[c->i++];
             if (e == 'n')
                 ch = '\n';
@@ -99,8 +95,7 @@ static const char *read_label_value(cursor_t *c, const char *want, size_t wlen, 
                 eq = false;
         }
     }
-    if (want != NULL)
-        *equal = eq && k == wlen;
+    if (want != NULL) *equal = eq && k == wlen;
     return NULL;
 }
 
@@ -113,8 +108,7 @@ static const char *read_value(cursor_t *c, double *out)
     while (c->i < c->n && !is_blank(c->s[c->i]))
         c->i++;
     size_t len = c->i - start;
-    if (len == 0)
-        return "expected a value";
+    if (len == 0) return "expected a value";
     char tok[64];
     if (len >= sizeof(tok)) {
         c->i = start;
@@ -151,13 +145,11 @@ static const char *read_timestamp(cursor_t *c, int64_t *out)
     uint64_t v = 0;
     while (c->i < c->n && c->s[c->i] >= '0' && c->s[c->i] <= '9') {
         uint64_t d = (uint64_t)(c->s[c->i] - '0');
-        if (v > ((uint64_t)INT64_MAX - d) / 10)
-            return "timestamp out of range";
+        if (v > ((uint64_t)INT64_MAX - d) / 10) return "timestamp out of range";
         v = v * 10 + d;
         c->i++;
     }
-    if (c->i == start || (c->i < c->n && !is_blank(c->s[c->i])))
-        return "invalid timestamp";
+    if (c->i == start || (c->i < c->n && !is_blank(c->s[c->i]))) return "invalid timestamp";
     *out = neg ? -(int64_t)v : (int64_t)v;
     return NULL;
 }
@@ -174,16 +166,14 @@ static const char *parse_sample(cursor_t *c, const health_prom_query_t *q, mstat
         c->i++;
         for (;;) {
             skip_blanks(c);
-            if (at_end(c))
-                return "unterminated label set";
+            if (at_end(c)) return "unterminated label set";
             if (c->s[c->i] == '}') {
                 c->i++;
                 break;
             }
             size_t ns = c->i;
             char first = c->s[c->i];
-            if (!(is_name_start(first) && first != ':'))
-                return "expected a label name";
+            if (!(is_name_start(first) && first != ':')) return "expected a label name";
             while (c->i < c->n && is_name_char(c->s[c->i]) && c->s[c->i] != ':')
                 c->i++;
             size_t nlen = c->i - ns;
@@ -196,8 +186,7 @@ static const char *parse_sample(cursor_t *c, const health_prom_query_t *q, mstat
                 }
             }
             skip_blanks(c);
-            if (at_end(c) || c->s[c->i] != '=')
-                return "expected '=' after the label name";
+            if (at_end(c) || c->s[c->i] != '=') return "expected '=' after the label name";
             c->i++;
             skip_blanks(c);
             const char *want = NULL;
@@ -212,13 +201,10 @@ static const char *parse_sample(cursor_t *c, const health_prom_query_t *q, mstat
             }
             bool eq = false;
             const char *e = read_label_value(c, want, wlen, &eq);
-            if (e)
-                return e;
-            if (mi < q->n_labels)
-                ms[mi] = (mstate_t){true, eq};
+            if (e) return e;
+            if (mi < q->n_labels) ms[mi] = (mstate_t){true, eq};
             skip_blanks(c);
-            if (at_end(c))
-                return "unterminated label set";
+            if (at_end(c)) return "unterminated label set";
             if (c->s[c->i] == ',') {
                 c->i++;
                 continue;
@@ -235,23 +221,19 @@ static const char *parse_sample(cursor_t *c, const health_prom_query_t *q, mstat
         if (c->i > 0 && !is_blank(c->s[c->i - 1]) && !at_end(c))
             return "expected a blank after the metric name";
     }
-    if (at_end(c))
-        return "expected a value";
+    if (at_end(c)) return "expected a value";
     const char *e = read_value(c, value);
-    if (e)
-        return e;
+    if (e) return e;
     skip_blanks(c);
     *has_ts = false;
     if (!at_end(c) && c->s[c->i] != '#') {
         e = read_timestamp(c, ts);
-        if (e)
-            return e;
+        if (e) return e;
         *has_ts = true;
         skip_blanks(c);
     }
     /* An OpenMetrics exemplar (" # {trace_id="..."} 1") is ignored. */
-    if (!at_end(c) && c->s[c->i] != '#')
-        return "unexpected text after the value";
+    if (!at_end(c) && c->s[c->i] != '#') return "unexpected text after the value";
     bool ok = true;
     for (size_t j = 0; j < q->n_labels && ok; j++) {
         if (q->label_values[j][0] == '\0')
@@ -266,10 +248,8 @@ static const char *parse_sample(cursor_t *c, const health_prom_query_t *q, mstat
 int health_prom_scan(const char *buf, size_t len, const health_prom_query_t *q,
                      health_prom_result_t *res)
 {
-    if (q->n_labels > HEALTH_PROM_MAX_MATCHERS)
-        return -E2BIG;
-    if (q->metric == NULL || q->metric[0] == '\0')
-        return -EINVAL;
+    if (q->n_labels > HEALTH_PROM_MAX_MATCHERS) return -E2BIG;
+    if (q->metric == NULL || q->metric[0] == '\0') return -EINVAL;
     health_prom_result_t r = {0};
     size_t mlen = strlen(q->metric);
     mstate_t ms[HEALTH_PROM_MAX_MATCHERS];
@@ -279,14 +259,12 @@ int health_prom_scan(const char *buf, size_t len, const health_prom_query_t *q,
         const char *nl = memchr(buf + off, '\n', len - off);
         size_t end = nl ? (size_t)(nl - buf) : len;
         cursor_t c = {buf + off, end - off, 0};
-        if (c.n > 0 && c.s[c.n - 1] == '\r')
-            c.n--;
+        if (c.n > 0 && c.s[c.n - 1] == '\r') c.n--;
         r.lines++;
         off = nl ? end + 1 : len;
 
         skip_blanks(&c);
-        if (at_end(&c) || c.s[c.i] == '#')
-            continue;
+        if (at_end(&c) || c.s[c.i] == '#') continue;
         if (!is_name_start(c.s[c.i])) {
             r.err = "expected a metric name";
             r.err_line = r.lines;
@@ -312,8 +290,7 @@ int health_prom_scan(const char *buf, size_t len, const health_prom_query_t *q,
             *res = r;
             return -EINVAL;
         }
-        if (!match)
-            continue;
+        if (!match) continue;
         r.value = r.matches == 0 ? v : r.value + v;
         if (!has_ts)
             all_ts = false;
@@ -322,8 +299,7 @@ int health_prom_scan(const char *buf, size_t len, const health_prom_query_t *q,
         r.matches++;
     }
     r.has_timestamp = r.matches > 0 && all_ts;
-    if (!r.has_timestamp)
-        r.timestamp_ms = 0;
+    if (!r.has_timestamp) r.timestamp_ms = 0;
     *res = r;
     return 0;
 }

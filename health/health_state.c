@@ -74,8 +74,7 @@ const char *health_reason_str(health_reason_t r)
         [HEALTH_R_ADMIN_UP] = "admin: UP",
         [HEALTH_R_CLUSTER] = "from its servers",
     };
-    if ((unsigned)r < HEALTH_R_COUNT_ && names[r])
-        return names[r];
+    if ((unsigned)r < HEALTH_R_COUNT_ && names[r]) return names[r];
     return "?";
 }
 
@@ -93,8 +92,7 @@ void health__params_from_settings(health__params_t *p, const health_settings_t *
 
 void health__sm_init(health__sm_t *sm, uint64_t now_ms)
 {
-    *sm = (health__sm_t){.state = HEALTH_UNKNOWN, .reason = HEALTH_R_NONE,
-                         .last_good_ms = now_ms};
+    *sm = (health__sm_t){.state = HEALTH_UNKNOWN, .reason = HEALTH_R_NONE, .last_good_ms = now_ms};
 }
 
 static void enter(health__sm_t *sm, health_state_t s, health_reason_t r)
@@ -108,11 +106,9 @@ bool health__sm_sample(health__sm_t *sm, const health__params_t *p, uint64_t now
                        uint64_t rate_bps, bool no_rate)
 {
     health_state_t old = sm->state;
-    if (!(util >= 0) || isinf(util))
-        util = 0; /* callers reject NaN; be safe anyway */
+    if (!(util >= 0) || isinf(util)) util = 0; /* callers reject NaN; be safe anyway */
     sm->fails = 0;
-    if (sm->goods < UINT32_MAX)
-        sm->goods++;
+    if (sm->goods < UINT32_MAX) sm->goods++;
     sm->has_sample = true;
     sm->no_rate = no_rate;
     sm->util = util;
@@ -168,8 +164,7 @@ bool health__sm_nodata(health__sm_t *sm, const health__params_t *p, uint64_t now
     sm->fails = 0;
     /* A DOWN server keeps the reason it is down for until a usable sample
      * starts its recovery. */
-    if (sm->state != HEALTH_DOWN)
-        sm->reason = why;
+    if (sm->state != HEALTH_DOWN) sm->reason = why;
     return false;
 }
 
@@ -179,19 +174,16 @@ bool health__sm_fail(health__sm_t *sm, const health__params_t *p, uint64_t now_m
     (void)now_ms;
     health_state_t old = sm->state;
     sm->goods = 0;
-    if (sm->fails < UINT32_MAX)
-        sm->fails++;
+    if (sm->fails < UINT32_MAX) sm->fails++;
     if (sm->state != HEALTH_DOWN && sm->fails >= p->fall)
         enter(sm, HEALTH_DOWN, why);
     else
         sm->reason = why; /* DOWN already, or a failure still being counted */
-    if (sm->state != old)
-        sm->seq++;
+    if (sm->state != old) sm->seq++;
     return sm->state != old;
 }
 
-bool health__sm_force(health__sm_t *sm, uint64_t now_ms, health_state_t state,
-                      health_reason_t why)
+bool health__sm_force(health__sm_t *sm, uint64_t now_ms, health_state_t state, health_reason_t why)
 {
     health_state_t old = sm->state;
     enter(sm, state, why);
@@ -209,8 +201,7 @@ bool health__sm_force(health__sm_t *sm, uint64_t now_ms, health_state_t state,
 
 bool health__sm_tick(health__sm_t *sm, const health__params_t *p, uint64_t now_ms)
 {
-    if (sm->state == HEALTH_DOWN || p->stale_ms == 0)
-        return false;
+    if (sm->state == HEALTH_DOWN || p->stale_ms == 0) return false;
     if (now_ms > sm->last_good_ms && now_ms - sm->last_good_ms > p->stale_ms) {
         enter(sm, HEALTH_DOWN, HEALTH_R_STALE);
         sm->goods = 0;
@@ -223,8 +214,7 @@ bool health__sm_tick(health__sm_t *sm, const health__params_t *p, uint64_t now_m
 health__rate_rc_t health__rate_update(health__counter_t *prev, double value, uint64_t t_ns,
                                       bool remote_ts, uint64_t max_age_ns, double *rate)
 {
-    if (!isfinite(value) || value < 0)
-        return HEALTH__RATE_BAD;
+    if (!isfinite(value) || value < 0) return HEALTH__RATE_BAD;
     health__counter_t cur = {true, remote_ts, value, t_ns};
     if (!prev->valid || prev->remote_ts != remote_ts ||
         (t_ns > prev->t_ns && max_age_ns && t_ns - prev->t_ns > max_age_ns)) {
@@ -273,10 +263,8 @@ void health__cluster_aggregate(const health__srv_sum_t *s, size_t n, health__agg
             a.n_unknown++;
             break;
         }
-        if (s[i].sample_ms > a.sample_ms)
-            a.sample_ms = s[i].sample_ms;
-        if (s[i].state == HEALTH_DOWN)
-            continue;
+        if (s[i].sample_ms > a.sample_ms) a.sample_ms = s[i].sample_ms;
+        if (s[i].state == HEALTH_DOWN) continue;
         cap += (double)s[i].capacity_bps;
         if (s[i].state != HEALTH_UNKNOWN) {
             weighted += s[i].util * (double)s[i].capacity_bps;

@@ -49,8 +49,7 @@ static void fmt_age(uint64_t now, uint64_t then, char *buf, size_t size)
 static void quote_safe(char *s)
 {
     for (; *s; s++)
-        if (*s == '"' || (unsigned char)*s < 0x20 || *s == 0x7f)
-            *s = '\'';
+        if (*s == '"' || (unsigned char)*s < 0x20 || *s == 0x7f) *s = '\'';
 }
 
 static void cluster_text(const health_table_t *tb, uint32_t c, uint32_t n_servers, char *buf,
@@ -63,8 +62,8 @@ static void cluster_text(const health_table_t *tb, uint32_t c, uint32_t n_server
         snprintf(buf, size, "%u of %u servers idle", idle, n_servers);
         break;
     case HEALTH_UNKNOWN:
-        snprintf(buf, size,
-                 "no server idle; %u without a measurement yet (usable, utilisation 0)", unknown);
+        snprintf(buf, size, "no server idle; %u without a measurement yet (usable, utilisation 0)",
+                 unknown);
         break;
     case HEALTH_BUSY:
         snprintf(buf, size, "all %u servers up are busy", busy);
@@ -77,14 +76,13 @@ static void cluster_text(const health_table_t *tb, uint32_t c, uint32_t n_server
 
 void health_status_write(health_t *h, const health_topo_t *topo, const trace_t *t)
 {
-    if (!trace_on(t))
-        return;
+    if (!trace_on(t)) return;
     const health_table_t *tb = health_table_acquire(topo);
     uint64_t now = health_clock_ms();
     char age[32], util[32], rate[32], why[300];
     fmt_age(now, atomic_load_explicit(&tb->pub_ms, memory_order_relaxed), age, sizeof(age));
-    trace_printf(t, "health servers=%u clusters=%u publication=%llu published=%s",
-                 topo->n_servers, topo->n_clusters, (unsigned long long)health_table_seq(tb), age);
+    trace_printf(t, "health servers=%u clusters=%u publication=%llu published=%s", topo->n_servers,
+                 topo->n_clusters, (unsigned long long)health_table_seq(tb), age);
     for (uint32_t c = 0; c < topo->n_clusters; c++) {
         const health_cluster_t *cl = &topo->clusters[c];
         health__fmt_util(health_cluster_util(tb, c), util, sizeof(util));
@@ -115,8 +113,7 @@ void health_status_write(health_t *h, const health_topo_t *topo, const trace_t *
                 snprintf(rate, sizeof(rate), "-");
             }
             char detail[256];
-            if (h == NULL || !health__detail(h, topo, i, detail, sizeof(detail)))
-                detail[0] = '\0';
+            if (h == NULL || !health__detail(h, topo, i, detail, sizeof(detail))) detail[0] = '\0';
             quote_safe(detail);
             trace_printf(t,
                          "server %s/%s state=%s util=%s rate=%s age=%s seq=%llu kind=%s%s "

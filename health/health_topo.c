@@ -28,8 +28,7 @@
 static const char *check_country(const void *v)
 {
     const char *s = *(const char *const *)v;
-    if (strlen(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z')
-        return NULL;
+    if (strlen(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z') return NULL;
     return "expected a two-letter ISO 3166 country code such as CN";
 }
 
@@ -41,8 +40,7 @@ static const char *check_url(const void *v)
     for (const char *p = s; *p; p++)
         if ((unsigned char)*p <= ' ' || *p == 0x7f)
             return "URL contains a blank or control character";
-    if (strlen(s) > 2048)
-        return "URL longer than 2048 bytes";
+    if (strlen(s) > 2048) return "URL longer than 2048 bytes";
     return NULL;
 }
 
@@ -84,8 +82,7 @@ typedef struct region_cfg {
 } region_cfg_t;
 
 static const yconf_key_t region_keys[] = {
-    {"lat", YCONF_T_DOUBLE, offsetof(region_cfg_t, lat), -90, 90, NULL, YCONF_REQUIRED, NULL,
-     NULL},
+    {"lat", YCONF_T_DOUBLE, offsetof(region_cfg_t, lat), -90, 90, NULL, YCONF_REQUIRED, NULL, NULL},
     {"lon", YCONF_T_DOUBLE, offsetof(region_cfg_t, lon), -180, 180, NULL, YCONF_REQUIRED, NULL,
      NULL},
     {"country", YCONF_T_STR, offsetof(region_cfg_t, country), 0, 0, NULL, 0, NULL, check_country},
@@ -108,10 +105,10 @@ static const yconf_key_t cluster_keys[] = {
                    YCONF_REQUIRED, NULL, check_nonempty},
     [CL_CARRIER] = {"carrier", YCONF_T_STR, offsetof(cluster_cfg_t, carrier), 0, 0, NULL,
                     YCONF_REQUIRED, NULL, check_nonempty},
-    [CL_ENTRY] = {"entry", YCONF_T_NODE, offsetof(cluster_cfg_t, entry), 0, 0, NULL,
-                  YCONF_REQUIRED, NULL, NULL},
-    [CL_WEIGHT] = {"weight", YCONF_T_U32, offsetof(cluster_cfg_t, weight), 0, 1000000, "1", 0,
-                   NULL, NULL},
+    [CL_ENTRY] = {"entry", YCONF_T_NODE, offsetof(cluster_cfg_t, entry), 0, 0, NULL, YCONF_REQUIRED,
+                  NULL, NULL},
+    [CL_WEIGHT] = {"weight", YCONF_T_U32, offsetof(cluster_cfg_t, weight), 0, 1000000, "1", 0, NULL,
+                   NULL},
     [CL_SERVERS] = {"servers", YCONF_T_MAP, offsetof(cluster_cfg_t, servers), 0, 0, NULL,
                     YCONF_REQUIRED, NULL, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL},
@@ -148,20 +145,34 @@ typedef struct check_cfg {
 } check_cfg_t;
 
 #define CK_KIND                                                                                    \
-    {"kind", YCONF_T_ENUM, offsetof(check_cfg_t, kind), 0, 0, NULL, YCONF_REQUIRED, kind_names,    \
-     NULL}
+    {                                                                                              \
+        "kind", YCONF_T_ENUM, offsetof(check_cfg_t, kind), 0, 0, NULL, YCONF_REQUIRED, kind_names, \
+            NULL                                                                                   \
+    }
 #define CK_URL                                                                                     \
-    {"url", YCONF_T_STR, offsetof(check_cfg_t, url), 0, 0, NULL, YCONF_REQUIRED, NULL, check_url}
+    {                                                                                              \
+        "url", YCONF_T_STR, offsetof(check_cfg_t, url), 0, 0, NULL, YCONF_REQUIRED, NULL,          \
+            check_url                                                                              \
+    }
 #define CK_INTERVAL                                                                                \
-    {"interval", YCONF_T_DURATION, offsetof(check_cfg_t, interval_ms), 10, 3600000, NULL, 0,      \
-     NULL, NULL}
+    {                                                                                              \
+        "interval", YCONF_T_DURATION, offsetof(check_cfg_t, interval_ms), 10, 3600000, NULL, 0,    \
+            NULL, NULL                                                                             \
+    }
 #define CK_TIMEOUT                                                                                 \
-    {"timeout", YCONF_T_DURATION, offsetof(check_cfg_t, timeout_ms), 1, 3600000, NULL, 0, NULL,   \
-     NULL}
+    {                                                                                              \
+        "timeout", YCONF_T_DURATION, offsetof(check_cfg_t, timeout_ms), 1, 3600000, NULL, 0, NULL, \
+            NULL                                                                                   \
+    }
 #define CK_STALE                                                                                   \
-    {"stale_after", YCONF_T_DURATION, offsetof(check_cfg_t, stale_after_ms), 10, 86400000, NULL,  \
-     0, NULL, NULL}
-#define CK_END {NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL}
+    {                                                                                              \
+        "stale_after", YCONF_T_DURATION, offsetof(check_cfg_t, stale_after_ms), 10, 86400000,      \
+            NULL, 0, NULL, NULL                                                                    \
+    }
+#define CK_END                                                                                     \
+    {                                                                                              \
+        NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL                                                      \
+    }
 
 static const yconf_key_t prom_keys[] = {
     CK_KIND,
@@ -212,10 +223,10 @@ static const yconf_key_t *const kind_tables[] = {prom_keys, json_keys, tcp_keys,
 static const yconf_key_t health_keys[] = {
     {"interval", YCONF_T_DURATION, offsetof(health_settings_t, interval_ms), 10, 3600000, "1s", 0,
      NULL, NULL},
-    {"timeout", YCONF_T_DURATION, offsetof(health_settings_t, timeout_ms), 0, 3600000, "0", 0,
-     NULL, NULL},
-    {"stale_after", YCONF_T_DURATION, offsetof(health_settings_t, stale_after_ms), 0, 86400000,
-     "0", 0, NULL, NULL},
+    {"timeout", YCONF_T_DURATION, offsetof(health_settings_t, timeout_ms), 0, 3600000, "0", 0, NULL,
+     NULL},
+    {"stale_after", YCONF_T_DURATION, offsetof(health_settings_t, stale_after_ms), 0, 86400000, "0",
+     0, NULL, NULL},
     {"threshold", YCONF_T_PERCENT, offsetof(health_settings_t, threshold), 0.001, 10, "90%", 0,
      NULL, NULL},
     {"return_threshold", YCONF_T_PERCENT, offsetof(health_settings_t, return_threshold), 0, 10,
@@ -226,14 +237,14 @@ static const yconf_key_t health_keys[] = {
      NULL},
     {"fall", YCONF_T_U32, offsetof(health_settings_t, fall), 1, 100, "3", 0, NULL, NULL},
     {"rise", YCONF_T_U32, offsetof(health_settings_t, rise), 1, 100, "2", 0, NULL, NULL},
-    {"max_body", YCONF_T_U64, offsetof(health_settings_t, max_body), 1024, 268435456, "4194304",
-     0, NULL, NULL},
+    {"max_body", YCONF_T_U64, offsetof(health_settings_t, max_body), 1024, 268435456, "4194304", 0,
+     NULL, NULL},
     {"admin_file", YCONF_T_STR, offsetof(health_settings_t, admin_file), 0, 0, NULL, 0, NULL,
      check_nonempty},
     {"admin_interval", YCONF_T_DURATION, offsetof(health_settings_t, admin_interval_ms), 10,
      3600000, "1s", 0, NULL, NULL},
-    {"max_connections", YCONF_T_U32, offsetof(health_settings_t, max_connections), 0, 1000000,
-     "0", 0, NULL, NULL},
+    {"max_connections", YCONF_T_U32, offsetof(health_settings_t, max_connections), 0, 1000000, "0",
+     0, NULL, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL},
 };
 
@@ -242,8 +253,7 @@ static const yconf_node_t *row_node(const yconf_key_t *table, const yconf_node_t
                                     const char *name)
 {
     for (size_t i = 0; table[i].name; i++)
-        if (strcmp(table[i].name, name) == 0)
-            return nodes[i];
+        if (strcmp(table[i].name, name) == 0) return nodes[i];
     return NULL;
 }
 
@@ -260,8 +270,7 @@ typedef struct build {
 
 static bool name_ok(const char *s, size_t len)
 {
-    if (len == 0 || len > HEALTH__MAX_NAME)
-        return false;
+    if (len == 0 || len > HEALTH__MAX_NAME) return false;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -273,11 +282,9 @@ static bool name_ok(const char *s, size_t len)
 
 static bool check_name(build_t *b, const yconf_node_t *key, const char *what)
 {
-    if (name_ok(key->u.scalar.str, key->u.scalar.len))
-        return true;
-    yconf_error(b->d, key,
-                "%s: invalid name '%s' (letters, digits, '-', '_' and '.', at most %u)", what,
-                key->u.scalar.str, HEALTH__MAX_NAME);
+    if (name_ok(key->u.scalar.str, key->u.scalar.len)) return true;
+    yconf_error(b->d, key, "%s: invalid name '%s' (letters, digits, '-', '_' and '.', at most %u)",
+                what, key->u.scalar.str, HEALTH__MAX_NAME);
     return false;
 }
 
@@ -290,20 +297,17 @@ static void known_regions(const health_topo_t *t, char *buf, size_t size)
         int w = snprintf(buf + used, size - used, "%s%s", i ? ", " : "", t->regions[i].name);
         if (w < 0 || (size_t)w >= size - used) {
             /* Cut at the last whole name. */
-            if (used + 5 < size)
-                snprintf(buf + used, size - used, ", ...");
+            if (used + 5 < size) snprintf(buf + used, size - used, ", ...");
             return;
         }
         used += (size_t)w;
     }
-    if (t->n_regions == 0)
-        snprintf(buf, size, "none");
+    if (t->n_regions == 0) snprintf(buf, size, "none");
 }
 
 static const char *resolve_path(build_t *b, const char *p)
 {
-    if (p[0] == '/' || b->base_dir == NULL || b->base_dir[0] == '\0')
-        return p;
+    if (p[0] == '/' || b->base_dir == NULL || b->base_dir[0] == '\0') return p;
     size_t n = strlen(b->base_dir);
     return arena_sprintf(b->a, "%s%s%s", b->base_dir, b->base_dir[n - 1] == '/' ? "" : "/", p);
 }
@@ -315,30 +319,24 @@ static bool parse_hostport(const char *s, netaddr_t *addr, uint16_t *port)
     const char *colon;
     if (s[0] == '[') {
         const char *close = strchr(s, ']');
-        if (close == NULL || close[1] != ':')
-            return false;
+        if (close == NULL || close[1] != ':') return false;
         size_t n = (size_t)(close - s - 1);
-        if (n == 0 || n >= sizeof(host))
-            return false;
+        if (n == 0 || n >= sizeof(host)) return false;
         memcpy(host, s + 1, n);
         host[n] = '\0';
         colon = close + 1;
     } else {
         colon = strrchr(s, ':');
-        if (colon == NULL)
-            return false;
+        if (colon == NULL) return false;
         size_t n = (size_t)(colon - s);
-        if (n == 0 || n >= sizeof(host) || memchr(s, ':', n) != NULL)
-            return false;
+        if (n == 0 || n >= sizeof(host) || memchr(s, ':', n) != NULL) return false;
         memcpy(host, s, n);
         host[n] = '\0';
     }
     uint64_t p;
-    if (yconf_str_to_u64(colon + 1, &p) != 0 || p == 0 || p > 65535)
-        return false;
+    if (yconf_str_to_u64(colon + 1, &p) != 0 || p == 0 || p > 65535) return false;
     netaddr_t a;
-    if (netaddr_parse(host, &a) != 0)
-        return false;
+    if (netaddr_parse(host, &a) != 0) return false;
     *addr = a;
     *port = (uint16_t)p;
     return true;
@@ -358,8 +356,7 @@ static void build_settings(build_t *b, const yconf_node_t *n)
     const yconf_node_t *rn = row_node(health_keys, nodes, "return_threshold");
     if (s->return_threshold < 0) {
         s->return_threshold = s->threshold - 0.05;
-        if (s->return_threshold < 0)
-            s->return_threshold = 0;
+        if (s->return_threshold < 0) s->return_threshold = 0;
     } else if (rn && s->return_threshold > s->threshold) {
         yconf_error(b->d, rn,
                     "health.return_threshold: %g%% is above the threshold %g%% (BUSY returns to "
@@ -381,8 +378,7 @@ static void build_settings(build_t *b, const yconf_node_t *n)
                     (unsigned long long)s->stale_after_ms, (unsigned long long)s->interval_ms);
         s->stale_after_ms = 0;
     }
-    if (s->admin_file)
-        s->admin_file = resolve_path(b, s->admin_file);
+    if (s->admin_file) s->admin_file = resolve_path(b, s->admin_file);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -392,18 +388,15 @@ static void build_settings(build_t *b, const yconf_node_t *n)
 static int cmp_dist(const void *x, const void *y)
 {
     const double *a = x, *b = y;
-    if (a[0] != b[0])
-        return a[0] < b[0] ? -1 : 1;
+    if (a[0] != b[0]) return a[0] < b[0] ? -1 : 1;
     return a[1] < b[1] ? -1 : a[1] > b[1];
 }
 
 static void build_regions(build_t *b, const yconf_node_t *n)
 {
     health_topo_t *t = b->t;
-    if (n == NULL || yconf_is_null(n))
-        return;
-    if (!yconf_expect(b->d, n, YCONF_MAP, "regions"))
-        return;
+    if (n == NULL || yconf_is_null(n)) return;
+    if (!yconf_expect(b->d, n, YCONF_MAP, "regions")) return;
     if (n->u.map.n > HEALTH__MAX_REGIONS) {
         yconf_error(b->d, n, "regions: more than %u regions", HEALTH__MAX_REGIONS);
         return;
@@ -438,8 +431,7 @@ static void build_regions(build_t *b, const yconf_node_t *n)
     for (uint32_t i = 0; i < t->n_regions; i++) {
         health_region_t *r = &t->regions[i];
         const yconf_node_t *seq = neigh[i];
-        if (seq == NULL || seq->u.seq.n == 0)
-            continue;
+        if (seq == NULL || seq->u.seq.n == 0) continue;
         uint32_t *ids = arena_calloc(b->a, seq->u.seq.n, sizeof(*ids));
         uint32_t cnt = 0;
         for (size_t j = 0; j < seq->u.seq.n; j++) {
@@ -457,7 +449,8 @@ static void build_regions(build_t *b, const yconf_node_t *n)
                 continue;
             }
             if ((uint32_t)id == i) {
-                yconf_error(b->d, it, "regions.%s.neighbours[%zu]: a region is not its own neighbour",
+                yconf_error(b->d, it,
+                            "regions.%s.neighbours[%zu]: a region is not its own neighbour",
                             r->name, j);
                 continue;
             }
@@ -478,8 +471,7 @@ static void build_regions(build_t *b, const yconf_node_t *n)
      * great-circle distance (the patent's "nearest first"). */
     if (t->n_regions > 1) {
         double *tmp = malloc(sizeof(double) * 2 * t->n_regions);
-        if (tmp == NULL)
-            abort();
+        if (tmp == NULL) abort();
         for (uint32_t i = 0; i < t->n_regions; i++) {
             health_region_t *r = &t->regions[i];
             uint32_t *order = arena_calloc(b->a, t->n_regions - 1, sizeof(*order));
@@ -491,8 +483,7 @@ static void build_regions(build_t *b, const yconf_node_t *n)
                 bool listed = j == i;
                 for (uint32_t k = 0; k < r->n_neighbours && !listed; k++)
                     listed = r->neighbours[k] == j;
-                if (listed)
-                    continue;
+                if (listed) continue;
                 tmp[2 * m] = health_region_distance_km(r, &t->regions[j]);
                 tmp[2 * m + 1] = j;
                 m++;
@@ -528,8 +519,8 @@ static void build_labels(build_t *b, const yconf_node_t *labels, const char *pat
         const char *ks = k->u.scalar.str;
         bool ok = (*ks >= 'a' && *ks <= 'z') || (*ks >= 'A' && *ks <= 'Z') || *ks == '_';
         for (const char *p = ks; ok && *p; p++)
-            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                 (*p >= '0' && *p <= '9') || *p == '_';
+            ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                 *p == '_';
         if (!ok || strlen(ks) != k->u.scalar.len) {
             yconf_error(b->d, k, "%s.labels: invalid label name '%s'", path, ks);
             continue;
@@ -558,15 +549,16 @@ static void build_check(build_t *b, const yconf_node_t *n, const char *path, hea
     c->node = n;
     const yconf_node_t *kn = yconf_map_get(n, "kind");
     if (kn == NULL) {
-        yconf_error(b->d, n, "%s.kind: required setting missing (one of: prometheus, json, tcp, "
-                             "file)", path);
+        yconf_error(b->d, n,
+                    "%s.kind: required setting missing (one of: prometheus, json, tcp, "
+                    "file)",
+                    path);
         return;
     }
     int kind = -1;
     char sub[560];
     snprintf(sub, sizeof(sub), "%s.kind", path);
-    if (!yconf_parse_value(kn, YCONF_T_ENUM, 0, 0, kind_names, &kind, b->a, b->d, sub))
-        return;
+    if (!yconf_parse_value(kn, YCONF_T_ENUM, 0, 0, kind_names, &kind, b->a, b->d, sub)) return;
     const yconf_key_t *table = kind_tables[kind];
     check_cfg_t cc = {.interval_ms = s->interval_ms,
                       .timeout_ms = s->timeout_ms,
@@ -618,8 +610,7 @@ static void build_check(build_t *b, const yconf_node_t *n, const char *path, hea
         } else {
             c->metric = cc.metric;
         }
-        if (cc.labels)
-            build_labels(b, cc.labels, path, c);
+        if (cc.labels) build_labels(b, cc.labels, path, c);
         break;
     case HEALTH_CHECK_TCP:
         if (cc.address) {
@@ -631,8 +622,7 @@ static void build_check(build_t *b, const yconf_node_t *n, const char *path, hea
         }
         break;
     case HEALTH_CHECK_FILE:
-        if (cc.path)
-            c->path = resolve_path(b, cc.path);
+        if (cc.path) c->path = resolve_path(b, cc.path);
         break;
     }
 }
@@ -682,16 +672,13 @@ static void build_entries(build_t *b, const yconf_node_t *n, const char *path, h
         if (a.family == 4) {
             for (uint32_t k = 0; k < n4 && !dup; k++)
                 dup = memcmp(v4[k], a.addr, 4) == 0;
-            if (!dup)
-                memcpy(v4[n4++], a.addr, 4);
+            if (!dup) memcpy(v4[n4++], a.addr, 4);
         } else {
             for (uint32_t k = 0; k < n6 && !dup; k++)
                 dup = memcmp(v6[k], a.addr, 16) == 0;
-            if (!dup)
-                memcpy(v6[n6++], a.addr, 16);
+            if (!dup) memcpy(v6[n6++], a.addr, 16);
         }
-        if (dup)
-            yconf_error(b->d, it, "%s: address '%s' is listed twice", ipath, it->u.scalar.str);
+        if (dup) yconf_error(b->d, it, "%s: address '%s' is listed twice", ipath, it->u.scalar.str);
     }
     cl->entry4 = (const uint8_t(*)[4])v4;
     cl->n_entry4 = n4;
@@ -702,10 +689,8 @@ static void build_entries(build_t *b, const yconf_node_t *n, const char *path, h
 static void build_clusters(build_t *b, const yconf_node_t *n)
 {
     health_topo_t *t = b->t;
-    if (n == NULL || yconf_is_null(n))
-        return;
-    if (!yconf_expect(b->d, n, YCONF_MAP, "clusters"))
-        return;
+    if (n == NULL || yconf_is_null(n)) return;
+    if (!yconf_expect(b->d, n, YCONF_MAP, "clusters")) return;
     if (n->u.map.n > HEALTH__MAX_CLUSTERS) {
         yconf_error(b->d, n, "clusters: more than %u clusters", HEALTH__MAX_CLUSTERS);
         return;
@@ -714,8 +699,7 @@ static void build_clusters(build_t *b, const yconf_node_t *n)
     size_t total = 0;
     for (size_t i = 0; i < n->u.map.n; i++) {
         const yconf_node_t *sv = yconf_map_get(n->u.map.pairs[i].value, "servers");
-        if (sv && sv->kind == YCONF_MAP)
-            total += sv->u.map.n;
+        if (sv && sv->kind == YCONF_MAP) total += sv->u.map.n;
     }
     if (total > HEALTH__MAX_SERVERS) {
         yconf_error(b->d, n, "clusters: more than %u servers", HEALTH__MAX_SERVERS);
@@ -756,10 +740,8 @@ static void build_clusters(build_t *b, const yconf_node_t *n)
                 cl->region = (uint32_t)rid;
             }
         }
-        if (cc.entry)
-            build_entries(b, cc.entry, path, cl);
-        if (cc.servers == NULL)
-            continue;
+        if (cc.entry) build_entries(b, cc.entry, path, cl);
+        if (cc.servers == NULL) continue;
         if (cc.servers->u.map.n == 0)
             yconf_error(b->d, cc.servers, "%s.servers: at least one server is needed", path);
         for (size_t j = 0; j < cc.servers->u.map.n; j++) {
@@ -841,8 +823,7 @@ void health__tables_init(health_topo_t *t, arena_t *a)
     atomic_init(&t->owner, NULL);
 }
 
-int health_topo_build(const health_config_in_t *in, arena_t *a, diag_list_t *d,
-                      health_topo_t **out)
+int health_topo_build(const health_config_in_t *in, arena_t *a, diag_list_t *d, health_topo_t **out)
 {
     size_t before = diag_errors(d);
     health_topo_t *t = arena_calloc(a, 1, sizeof(*t));
@@ -850,8 +831,7 @@ int health_topo_build(const health_config_in_t *in, arena_t *a, diag_list_t *d,
     build_settings(&b, in->health);
     build_regions(&b, in->regions);
     build_clusters(&b, in->clusters);
-    if (diag_errors(d) > before)
-        return -EINVAL;
+    if (diag_errors(d) > before) return -EINVAL;
     health__tables_init(t, a);
     *out = t;
     return 0;
@@ -895,27 +875,23 @@ const health_settings_t *health_topo_settings(const health_topo_t *t)
 int64_t health_topo_find_region(const health_topo_t *t, const char *name)
 {
     for (uint32_t i = 0; i < t->n_regions; i++)
-        if (strcmp(t->regions[i].name, name) == 0)
-            return i;
+        if (strcmp(t->regions[i].name, name) == 0) return i;
     return -1;
 }
 
 int64_t health_topo_find_cluster(const health_topo_t *t, const char *name)
 {
     for (uint32_t i = 0; i < t->n_clusters; i++)
-        if (strcmp(t->clusters[i].name, name) == 0)
-            return i;
+        if (strcmp(t->clusters[i].name, name) == 0) return i;
     return -1;
 }
 
 int64_t health_topo_find_server(const health_topo_t *t, uint32_t cluster, const char *name)
 {
-    if (cluster >= t->n_clusters)
-        return -1;
+    if (cluster >= t->n_clusters) return -1;
     const health_cluster_t *c = &t->clusters[cluster];
     for (uint32_t i = c->first_server; i < c->first_server + c->n_servers; i++)
-        if (strcmp(t->servers[i].name, name) == 0)
-            return i;
+        if (strcmp(t->servers[i].name, name) == 0) return i;
     return -1;
 }
 
@@ -925,8 +901,7 @@ double health_region_distance_km(const health_region_t *a, const health_region_t
     double dlat = (b->lat - a->lat) * rad, dlon = (b->lon - a->lon) * rad;
     double h = sin(dlat / 2) * sin(dlat / 2) +
                cos(a->lat * rad) * cos(b->lat * rad) * sin(dlon / 2) * sin(dlon / 2);
-    if (h > 1)
-        h = 1;
+    if (h > 1) h = 1;
     return 2 * earth_km * asin(sqrt(h));
 }
 

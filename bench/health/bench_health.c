@@ -54,29 +54,23 @@ static double process_cpu_s(void)
 static bool thread_times(const char *name, double *user, double *sys)
 {
     DIR *d = opendir("/proc/self/task");
-    if (d == NULL)
-        return false;
+    if (d == NULL) return false;
     struct dirent *e;
     bool found = false;
     long hz = sysconf(_SC_CLK_TCK);
     while (!found && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
+        if (e->d_name[0] == '.') continue;
         char path[300], comm[64] = "", stat[1024];
         snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
         FILE *f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        if (fgets(comm, sizeof(comm), f) == NULL)
-            comm[0] = '\0';
+        if (f == NULL) continue;
+        if (fgets(comm, sizeof(comm), f) == NULL) comm[0] = '\0';
         fclose(f);
         comm[strcspn(comm, "\n")] = '\0';
-        if (strcmp(comm, name) != 0)
-            continue;
+        if (strcmp(comm, name) != 0) continue;
         snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
         f = fopen(path, "r");
-        if (f == NULL)
-            continue;
+        if (f == NULL) continue;
         size_t n = fread(stat, 1, sizeof(stat) - 1, f);
         fclose(f);
         stat[n] = '\0';
@@ -84,8 +78,8 @@ static bool thread_times(const char *name, double *user, double *sys)
          * 14th field of the line, stime the 15th. */
         const char *p = strrchr(stat, ')');
         unsigned long long ut = 0, st = 0;
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                        &st) == 2) {
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2) {
             *user = (double)ut / (double)hz;
             *sys = (double)st / (double)hz;
             found = true;
@@ -108,8 +102,7 @@ int main(int argc, char **argv)
     unsigned servers = 1000, interval = 1000, seconds = 20, nfix = 4, padding = 400;
     const char *body_kind = "node", *kind = "prometheus";
     for (int i = 1; i < argc; i++) {
-        if (i + 1 >= argc)
-            usage();
+        if (i + 1 >= argc) usage();
         if (strcmp(argv[i], "--servers") == 0)
             servers = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--interval") == 0)
@@ -127,8 +120,7 @@ int main(int argc, char **argv)
         else
             usage();
     }
-    if (servers == 0 || interval < 10 || seconds == 0 || nfix == 0)
-        usage();
+    if (servers == 0 || interval < 10 || seconds == 0 || nfix == 0) usage();
     signal(SIGPIPE, SIG_IGN);
     log_set_level(LOG_WARNING);
 
@@ -153,7 +145,8 @@ int main(int argc, char **argv)
     /* The topology: clusters of 10 servers, spread over the fixtures. */
     size_t cap = (size_t)servers * 200 + 4096, used = 0;
     char *yaml = malloc(cap);
-    used += (size_t)snprintf(yaml + used, cap - used, "regions: {r: {lat: 0, lon: 0}}\nclusters:\n");
+    used +=
+        (size_t)snprintf(yaml + used, cap - used, "regions: {r: {lat: 0, lon: 0}}\nclusters:\n");
     for (unsigned i = 0; i < servers; i++) {
         char path[64], url[160];
         snprintf(path, sizeof(path), "/s/%u", i);
@@ -169,8 +162,8 @@ int main(int argc, char **argv)
                                  "      s%u: {capacity: 1Gbit, check: {kind: %s, url: \"%s\"}}\n",
                                  i, kind, httpfix_url(f, path, url, sizeof(url)));
     }
-    used += (size_t)snprintf(yaml + used, cap - used, "health: {interval: %ums, fall: 3}\n",
-                             interval);
+    used +=
+        (size_t)snprintf(yaml + used, cap - used, "health: {interval: %ums, fall: 3}\n", interval);
     arena_t *a = arena_new();
     diag_list_t d;
     diag_init(&d);
@@ -197,8 +190,7 @@ int main(int argc, char **argv)
         uint32_t idle = 0;
         for (uint32_t c = 0; c < health_topo_clusters(topo); c++)
             idle += health_cluster_idle(tb, c);
-        if (idle == servers)
-            break;
+        if (idle == servers) break;
         if (now_ms() > deadline) {
             fprintf(stderr, "warm-up: only %u of %u servers IDLE\n", idle, servers);
             trace_t tr = TRACE_FILE(stderr);
@@ -239,10 +231,8 @@ int main(int argc, char **argv)
             }
         uint64_t w = hits - prev_hits;
         prev_hits = hits;
-        if (w < wmin)
-            wmin = w;
-        if (w > wmax)
-            wmax = w;
+        if (w < wmin) wmin = w;
+        if (w > wmax) wmax = w;
         windows++;
     }
     uint64_t t1 = now_ms();
@@ -263,8 +253,8 @@ int main(int argc, char **argv)
            (double)(s1.polls - s0.polls) / wall, (unsigned long long)(s1.failures - s0.failures),
            (double)(s1.publications - s0.publications) / wall, idle, down);
     printf("requests per 100ms window: min=%llu max=%llu (ideal %.0f) over %llu windows\n",
-           (unsigned long long)wmin, (unsigned long long)wmax,
-           servers * 100.0 / interval, (unsigned long long)windows);
+           (unsigned long long)wmin, (unsigned long long)wmax, servers * 100.0 / interval,
+           (unsigned long long)windows);
     printf("poller thread CPU: %.3fs in %.1fs = %.2f%% of one core (target < 5%%)\n", cpu, wall,
            100.0 * cpu / wall);
     printf("  of which user %.2f%% (poller, libcurl, libuv), system %.2f%% (kernel)\n",

@@ -29,10 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size ? size - 1 : 0;
     health_prom_result_t r;
     int rc = health_prom_scan(buf, len, q, &r);
-    if (rc != 0 && rc != -22)
-        abort();
-    if (rc == 0 && r.lines > len + 1)
-        abort();
+    if (rc != 0 && rc != -22) abort();
+    if (rc == 0 && r.lines > len + 1) abort();
     double v;
     char err[128];
     health_json_extract(buf, len, "net.eth0.0.tx_bps", &v, err, sizeof(err));

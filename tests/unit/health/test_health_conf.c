@@ -38,13 +38,11 @@ static void load_file(loaded_t *l, const char *path)
     /* Duplicate keys are reported by the parser, which still returns the
      * tree: building goes on so one run shows every problem. */
     l->rc = yconf_parse_file(l->a, path, 0, &l->d, &root);
-    if (root == NULL)
-        return;
+    if (root == NULL) return;
     health_config_in_t in = {yconf_map_get(root, "regions"), yconf_map_get(root, "clusters"),
                              yconf_map_get(root, "health"), "/etc/steerdns"};
     int rc = health_topo_build(&in, l->a, &l->d, &l->topo);
-    if (l->rc == 0)
-        l->rc = rc;
+    if (l->rc == 0) l->rc = rc;
 }
 
 static void load_text(loaded_t *l, const char *text)
@@ -54,8 +52,7 @@ static void load_text(loaded_t *l, const char *text)
     l->topo = NULL;
     const yconf_node_t *root = NULL;
     l->rc = yconf_parse_buffer(l->a, "inline.yaml", text, strlen(text), &l->d, &root);
-    if (root == NULL)
-        return;
+    if (root == NULL) return;
     health_config_in_t in = {yconf_map_get(root, "regions"), yconf_map_get(root, "clusters"),
                              yconf_map_get(root, "health"), NULL};
     l->rc = health_topo_build(&in, l->a, &l->d, &l->topo);
@@ -233,8 +230,7 @@ static void check_fixture(const char *name)
     char want[64][1024];
     size_t nwant = 0;
     while (fgets(line, sizeof(line), f)) {
-        if (strncmp(line, "# expect: ", 10) != 0)
-            continue;
+        if (strncmp(line, "# expect: ", 10) != 0) continue;
         line[strcspn(line, "\n")] = '\0';
         snprintf(want[nwant++], sizeof(want[0]), "%s", line + 10);
     }
@@ -246,8 +242,7 @@ static void check_fixture(const char *name)
         char got[1024];
         diag_format(&l.d.items[i], got, sizeof(got));
         const char *rel = strncmp(got, path, prefix - 1) == 0 ? got + prefix : got;
-        if (print)
-            printf("# expect: %s\n", rel);
+        if (print) printf("# expect: %s\n", rel);
         if (i < nwant && strcmp(rel, want[i]) != 0) {
             fprintf(stderr, "%s: diagnostic %zu\n  expected: %s\n  actual:   %s\n", name, i + 1,
                     want[i], rel);
@@ -295,9 +290,9 @@ static void test_bad_shapes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),        cmocka_unit_test(test_empty_and_defaults),
-        cmocka_unit_test(test_bad_refs),    cmocka_unit_test(test_bad_keys),
-        cmocka_unit_test(test_bad_values),  cmocka_unit_test(test_bad_timing),
+        cmocka_unit_test(test_good),       cmocka_unit_test(test_empty_and_defaults),
+        cmocka_unit_test(test_bad_refs),   cmocka_unit_test(test_bad_keys),
+        cmocka_unit_test(test_bad_values), cmocka_unit_test(test_bad_timing),
         cmocka_unit_test(test_bad_shapes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,8 +19,7 @@
 #include "health/health_parse.h"
 
 static const char *const eth0_n[] = {"device"}, *const eth0_v[] = {"eth0"};
-static const health_prom_query_t Q_ETH0 = {"node_network_transmit_bytes_total", eth0_n, eth0_v,
-                                           1};
+static const health_prom_query_t Q_ETH0 = {"node_network_transmit_bytes_total", eth0_n, eth0_v, 1};
 
 static int scan(const char *text, const health_prom_query_t *q, health_prom_result_t *r)
 {
@@ -33,9 +32,9 @@ static int scan(const char *text, const health_prom_query_t *q, health_prom_resu
         health_prom_result_t r_;                                                                   \
         int rc_ = scan((text), (q), &r_);                                                          \
         if (rc_ != 0)                                                                              \
-            fail_msg("scan failed: line %zu col %zu: %s", r_.err_line, r_.err_col, r_.err);       \
+            fail_msg("scan failed: line %zu col %zu: %s", r_.err_line, r_.err_col, r_.err);        \
         assert_int_equal(r_.matches, 1);                                                           \
-        assert_float_equal(r_.value, (double)(v), fabs((double)(v)) * 1e-12 + 1e-12);            \
+        assert_float_equal(r_.value, (double)(v), fabs((double)(v)) * 1e-12 + 1e-12);              \
     } while (0)
 
 #define EXPECT_ERROR(text, q, line, col, msg)                                                      \
@@ -83,16 +82,15 @@ static void test_prom_syntax_variants(void **state)
         0);
     assert_true(r.has_timestamp);
     assert_int_equal(r.timestamp_ms, 1700000000123LL);
-    assert_int_equal(scan("node_network_transmit_bytes_total{device=\"eth0\"} 10 -5\n", &Q_ETH0,
-                          &r),
-                     0);
+    assert_int_equal(
+        scan("node_network_transmit_bytes_total{device=\"eth0\"} 10 -5\n", &Q_ETH0, &r), 0);
     assert_int_equal(r.timestamp_ms, -5);
     /* Special values are parsed; the caller decides they are unusable. */
     assert_int_equal(scan("node_network_transmit_bytes_total{device=\"eth0\"} NaN\n", &Q_ETH0, &r),
                      0);
     assert_true(isnan(r.value));
-    assert_int_equal(
-        scan("node_network_transmit_bytes_total{device=\"eth0\"} +Inf\n", &Q_ETH0, &r), 0);
+    assert_int_equal(scan("node_network_transmit_bytes_total{device=\"eth0\"} +Inf\n", &Q_ETH0, &r),
+                     0);
     assert_true(isinf(r.value) && r.value > 0);
     /* Escapes: \\ \" \n in the matched value. */
     static const char *const n[] = {"device"}, *const v[] = {"a\\b\"c\nd"};
@@ -155,8 +153,8 @@ static void test_prom_errors(void **state)
                  &Q_ETH0, 1, 70, "timestamp out of range");
     EXPECT_ERROR("node_network_transmit_bytes_total{device=\"e\\th0\"} 1\n", &Q_ETH0, 1, 44,
                  "invalid escape in label value (only \\\\, \\\" and \\n)");
-    EXPECT_ERROR("node_network_transmit_bytes_total{device=\"a\",device=\"eth0\"} 1\n", &Q_ETH0,
-                 1, 46, "duplicate label name");
+    EXPECT_ERROR("node_network_transmit_bytes_total{device=\"a\",device=\"eth0\"} 1\n", &Q_ETH0, 1,
+                 46, "duplicate label name");
     EXPECT_ERROR("node_network_transmit_bytes_total{9=\"a\"} 1\n", &Q_ETH0, 1, 35,
                  "expected a label name");
     EXPECT_ERROR("node_network_transmit_bytes_total\x01 1\n", &Q_ETH0, 1, 34,
@@ -215,8 +213,8 @@ static void test_prom_random(void **state)
             for (size_t i = 0; i < n; i++) {
                 x = x * 1103515245u + 12345u;
                 static const char alphabet[] = "{}\"\\=,# \t\n\rnode_eth0e+-.0123456789NaInf";
-                buf[i] = (x >> 28) < 12 ? alphabet[(x >> 8) % (sizeof(alphabet) - 1)]
-                                        : (char)(x >> 16);
+                buf[i] =
+                    (x >> 28) < 12 ? alphabet[(x >> 8) % (sizeof(alphabet) - 1)] : (char)(x >> 16);
             }
         }
         /* Exact-size heap copy so ASan sees reads past the end. */
@@ -258,8 +256,7 @@ static void test_json(void **state)
     assert_float_equal(v, 8, 0);
     assert_int_equal(health_json_extract(doc, n, "s", &v, err, sizeof(err)), 0);
     assert_float_equal(v, 123.5, 0);
-    assert_int_equal(health_json_extract(doc, n, "net.eth1.tx_bps", &v, err, sizeof(err)),
-                     -ENOENT);
+    assert_int_equal(health_json_extract(doc, n, "net.eth1.tx_bps", &v, err, sizeof(err)), -ENOENT);
     assert_string_equal(err, "field 'net.eth1.tx_bps' not found");
     assert_int_equal(health_json_extract(doc, n, "ifaces.5.tx", &v, err, sizeof(err)), -ENOENT);
     assert_int_equal(health_json_extract(doc, n, "tx_bps.deeper", &v, err, sizeof(err)), -ENOENT);
@@ -294,17 +291,16 @@ static void on_rule(void *ctx, const health_admin_rule_t *r)
     rules_t *x = ctx;
     x->used += (size_t)snprintf(x->text + x->used, sizeof(x->text) - x->used,
                                 "%zu:%.*s|%.*s|%s|%.*s;", r->line,
-                                r->cluster ? (int)r->cluster_len : 1,
-                                r->cluster ? r->cluster : "*", r->server ? (int)r->server_len : 1,
-                                r->server ? r->server : "*", health_admin_state_str(r->state),
-                                (int)r->reason_len, r->reason);
+                                r->cluster ? (int)r->cluster_len : 1, r->cluster ? r->cluster : "*",
+                                r->server ? (int)r->server_len : 1, r->server ? r->server : "*",
+                                health_admin_state_str(r->state), (int)r->reason_len, r->reason);
 }
 
 static void on_error(void *ctx, size_t line, const char *msg)
 {
     rules_t *x = ctx;
-    x->used += (size_t)snprintf(x->text + x->used, sizeof(x->text) - x->used, "%zu:E %s;", line,
-                                msg);
+    x->used +=
+        (size_t)snprintf(x->text + x->used, sizeof(x->text) - x->used, "%zu:E %s;", line, msg);
 }
 
 static void test_admin_file(void **state)
@@ -324,16 +320,15 @@ static void test_admin_file(void **state)
     rules_t x = {.used = 0};
     size_t bad = health_admin_parse(text, strlen(text), on_rule, on_error, &x);
     assert_int_equal(bad, 5);
-    assert_string_equal(
-        x.text, "3:bj-telecom|bj-t-1|DOWN|disk swap, ticket #4711;"
-                "4:bj-unicom|*|BUSY|draining;"
-                "5:gz|*|UP|;"
-                "6:*|*|BUSY|;"
-                "7:E expected TARGET STATE [reason];"
-                "8:E unknown state (expected UP, DOWN or BUSY);"
-                "9:E unknown state (expected UP, DOWN or BUSY);"
-                "10:E invalid server name in target;"
-                "11:E invalid cluster name in target;");
+    assert_string_equal(x.text, "3:bj-telecom|bj-t-1|DOWN|disk swap, ticket #4711;"
+                                "4:bj-unicom|*|BUSY|draining;"
+                                "5:gz|*|UP|;"
+                                "6:*|*|BUSY|;"
+                                "7:E expected TARGET STATE [reason];"
+                                "8:E unknown state (expected UP, DOWN or BUSY);"
+                                "9:E unknown state (expected UP, DOWN or BUSY);"
+                                "10:E invalid server name in target;"
+                                "11:E invalid cluster name in target;");
 }
 
 static void test_state_file(void **state)

@@ -72,8 +72,7 @@ static void wait_publication(void)
         ts.tv_nsec -= 1000000000L;
     }
     while (pub_count == seen)
-        if (pthread_cond_timedwait(&pub_cv, &pub_mu, &ts) != 0)
-            break;
+        if (pthread_cond_timedwait(&pub_cv, &pub_mu, &ts) != 0) break;
     pthread_mutex_unlock(&pub_mu);
 }
 
@@ -86,7 +85,7 @@ static void status_to_stderr(health_t *h, const health_topo_t *t)
 /* Wait until cond holds; fail with the status after timeout_ms. */
 #define WAIT_UNTIL(h, topo, cond, timeout_ms, ...)                                                 \
     do {                                                                                           \
-        uint64_t dl_ = mono_ms() + (uint64_t)((timeout_ms) * slow);                               \
+        uint64_t dl_ = mono_ms() + (uint64_t)((timeout_ms)*slow);                                  \
         while (!(cond)) {                                                                          \
             if (mono_ms() > dl_) {                                                                 \
                 status_to_stderr((h), (topo));                                                     \
@@ -96,10 +95,10 @@ static void status_to_stderr(health_t *h, const health_topo_t *t)
         }                                                                                          \
     } while (0)
 
-#define TB(topo) health_table_acquire(topo)
-#define SSTATE(topo, id) health_server_state(TB(topo), (id))
+#define TB(topo)          health_table_acquire(topo)
+#define SSTATE(topo, id)  health_server_state(TB(topo), (id))
 #define SREASON(topo, id) health_server_reason(TB(topo), (id))
-#define CSTATE(topo, id) health_cluster_state(TB(topo), (id))
+#define CSTATE(topo, id)  health_cluster_state(TB(topo), (id))
 
 /* Wait for n new measurements (or state changes) of server id. */
 static void wait_samples(health_t *h, health_topo_t *t, uint32_t id, uint64_t n)
@@ -150,8 +149,7 @@ static health_t *start_poller(health_topo_t *t)
     assert_int_equal(health_new(&h), 0);
     health_set_notify(h, on_notify, NULL);
     assert_int_equal(health_start(h), 0);
-    if (t)
-        assert_int_equal(health_apply(h, t), 0);
+    if (t) assert_int_equal(health_apply(h, t), 0);
     return h;
 }
 
@@ -165,7 +163,7 @@ static char *url(const char *path)
 
 /* 80 Mbit/s = 10 MB/s: a byte counter growing at util * 1e7 per second. */
 #define CAP_BYTES_PER_S 1e7
-#define CAP "80Mbit"
+#define CAP             "80Mbit"
 
 static void set_util(const char *path, double util)
 {
@@ -206,8 +204,7 @@ static void test_hysteresis(void **state)
     double u = health_server_util(TB(t.t), 0);
     /* eth0, not the five times faster lo: 50%% (the margin is for timing
      * noise on a loaded machine; lo would read 250%%). */
-    if (fabs(u - 0.5) > 0.15)
-        fail_msg("utilisation %.3f, expected 0.50", u);
+    if (fabs(u - 0.5) > 0.15) fail_msg("utilisation %.3f, expected 0.50", u);
 
     /* 90%% +- 10%% noise while IDLE: busy_after 3 never sees three in a
      * row at or above 90%%. */
@@ -251,11 +248,13 @@ static void test_down_reasons(void **state)
 {
     (void)state;
     httpfix_set(fix, "/timeout", &(httpfix_resp_t){.body = "x 1\n", .delay_ms = 2000});
-    httpfix_set(fix, "/html", &(httpfix_resp_t){.content_type = "text/html",
-                                                .body = "<html><body>Welcome to nginx!</body></html>"});
+    httpfix_set(fix, "/html",
+                &(httpfix_resp_t){.content_type = "text/html",
+                                  .body = "<html><body>Welcome to nginx!</body></html>"});
     httpfix_set(fix, "/html-plain", &(httpfix_resp_t){.body = "\n  <!DOCTYPE html>\n<html>"});
-    httpfix_set(fix, "/garbage", &(httpfix_resp_t){.content_type = "application/json",
-                                                   .body = "{\"tx_bps\": 12,, }"});
+    httpfix_set(
+        fix, "/garbage",
+        &(httpfix_resp_t){.content_type = "application/json", .body = "{\"tx_bps\": 12,, }"});
     httpfix_set_body(fix, "/missing", "node_network_transmit_bytes_total{device=\"lo\"} 5\n");
     httpfix_set(fix, "/huge", &(httpfix_resp_t){.huge_bytes = 64u * 1024 * 1024});
     httpfix_set(fix, "/503", &(httpfix_resp_t){.status = 503, .body = "busy"});
@@ -273,44 +272,44 @@ static void test_down_reasons(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "DOWN maintenance\n", 17), 17);
     close(fd);
-    topo_t t = build(
-        "regions: {r: {lat: 0, lon: 0}}\n"
-        "clusters:\n"
-        "  c:\n"
-        "    region: r\n"
-        "    carrier: telecom\n"
-        "    entry: 192.0.2.1\n"
-        "    servers:\n"
-        "      timeout:  {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
-        "      html:     {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
-        "      html2:    {capacity: " CAP ", check: {kind: json, url: \"%s\"}}\n"
-        "      garbage:  {capacity: " CAP ", check: {kind: json, url: \"%s\"}}\n"
-        "      missing:  {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
-        "      huge:     {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
-        "      s503:     {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
-        "      drop:     {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
-        "      negative: {capacity: " CAP ", check: {kind: json, url: \"%s\"}}\n"
-        "      nan:      {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
-        "      syntax:   {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
-        "      nofield:  {capacity: " CAP ", check: {kind: json, url: \"%s\"}}\n"
-        "      refused:  {capacity: " CAP ", check: {kind: prometheus, url: \"http://127.0.0.1:1/m\"}}\n"
-        "      tcpdown:  {capacity: " CAP ", check: {kind: tcp, address: \"127.0.0.1:1\"}}\n"
-        "      file:     {capacity: " CAP ", check: {kind: file, path: \"%s\"}}\n"
-        "      old:      {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
-        "      resets:   {capacity: " CAP ", check: {kind: prometheus, url: \"%s\", "
-        "stale_after: 300ms}}\n"
-        "health: {interval: 50ms, timeout: 40ms, fall: 2, max_body: 65536}\n",
-        url("/timeout"), url("/html"), url("/html-plain"), url("/garbage"), url("/missing"),
-        url("/huge"), url("/503"), url("/drop"), url("/negative"), url("/nan"), url("/badsyntax"),
-        url("/nofield"), sfile, url("/old"), url("/resets"));
+    topo_t t =
+        build("regions: {r: {lat: 0, lon: 0}}\n"
+              "clusters:\n"
+              "  c:\n"
+              "    region: r\n"
+              "    carrier: telecom\n"
+              "    entry: 192.0.2.1\n"
+              "    servers:\n"
+              "      timeout:  {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
+              "      html:     {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
+              "      html2:    {capacity: " CAP ", check: {kind: json, url: \"%s\"}}\n"
+              "      garbage:  {capacity: " CAP ", check: {kind: json, url: \"%s\"}}\n"
+              "      missing:  {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
+              "      huge:     {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
+              "      s503:     {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
+              "      drop:     {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
+              "      negative: {capacity: " CAP ", check: {kind: json, url: \"%s\"}}\n"
+              "      nan:      {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
+              "      syntax:   {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
+              "      nofield:  {capacity: " CAP ", check: {kind: json, url: \"%s\"}}\n"
+              "      refused:  {capacity: " CAP
+              ", check: {kind: prometheus, url: \"http://127.0.0.1:1/m\"}}\n"
+              "      tcpdown:  {capacity: " CAP ", check: {kind: tcp, address: \"127.0.0.1:1\"}}\n"
+              "      file:     {capacity: " CAP ", check: {kind: file, path: \"%s\"}}\n"
+              "      old:      {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
+              "      resets:   {capacity: " CAP ", check: {kind: prometheus, url: \"%s\", "
+              "stale_after: 300ms}}\n"
+              "health: {interval: 50ms, timeout: 40ms, fall: 2, max_body: 65536}\n",
+              url("/timeout"), url("/html"), url("/html-plain"), url("/garbage"), url("/missing"),
+              url("/huge"), url("/503"), url("/drop"), url("/negative"), url("/nan"),
+              url("/badsyntax"), url("/nofield"), sfile, url("/old"), url("/resets"));
     health_t *h = start_poller(t.t);
     static const health_reason_t want[] = {
-        HEALTH_R_TIMEOUT,   HEALTH_R_HTML,          HEALTH_R_HTML,
-        HEALTH_R_BAD_JSON,  HEALTH_R_NO_METRIC,     HEALTH_R_BODY_TOO_LARGE,
-        HEALTH_R_HTTP_STATUS, HEALTH_R_TRANSPORT,   HEALTH_R_NEGATIVE_RATE,
-        HEALTH_R_BAD_VALUE, HEALTH_R_PARSE,         HEALTH_R_NO_FIELD,
-        HEALTH_R_CONNECT,   HEALTH_R_CONNECT,       HEALTH_R_FILE_DOWN,
-        HEALTH_R_STALE,     HEALTH_R_STALE,
+        HEALTH_R_TIMEOUT,       HEALTH_R_HTML,           HEALTH_R_HTML,        HEALTH_R_BAD_JSON,
+        HEALTH_R_NO_METRIC,     HEALTH_R_BODY_TOO_LARGE, HEALTH_R_HTTP_STATUS, HEALTH_R_TRANSPORT,
+        HEALTH_R_NEGATIVE_RATE, HEALTH_R_BAD_VALUE,      HEALTH_R_PARSE,       HEALTH_R_NO_FIELD,
+        HEALTH_R_CONNECT,       HEALTH_R_CONNECT,        HEALTH_R_FILE_DOWN,   HEALTH_R_STALE,
+        HEALTH_R_STALE,
     };
     uint32_t n = health_topo_servers(t.t);
     assert_int_equal(n, sizeof(want) / sizeof(want[0]));
@@ -369,8 +368,7 @@ static void test_counter_reset(void **state)
     assert_int_equal(SSTATE(t.t, 0), HEALTH_IDLE);
     assert_int_equal(SREASON(t.t, 0), HEALTH_R_BELOW);
     double u = health_server_util(TB(t.t), 0);
-    if (fabs(u - 0.5) > 0.1)
-        fail_msg("utilisation after the reset %.3f, expected 0.50", u);
+    if (fabs(u - 0.5) > 0.1) fail_msg("utilisation after the reset %.3f, expected 0.50", u);
     health_get_stats(h, &st1);
     assert_int_equal(st1.failures, st0.failures); /* a reset is not a failure */
     assert_int_equal(st1.transitions, st0.transitions);
@@ -451,23 +449,24 @@ static void test_admin_file(void **state)
     assert_non_null(mkdtemp(dir));
     char admin[600];
     snprintf(admin, sizeof(admin), "%s/admin.state", dir);
-    topo_t t = build("regions: {r: {lat: 0, lon: 0}}\n"
-                     "clusters:\n"
-                     "  c1:\n"
-                     "    region: r\n"
-                     "    carrier: telecom\n"
-                     "    entry: 192.0.2.1\n"
-                     "    servers:\n"
-                     "      s1: {capacity: 100Mbit, check: {kind: json, url: \"%s\"}}\n"
-                     "      s2: {capacity: 100Mbit, check: {kind: json, url: \"%s\"}}\n"
-                     "  c2:\n"
-                     "    region: r\n"
-                     "    carrier: unicom\n"
-                     "    entry: 192.0.2.2\n"
-                     "    servers:\n"
-                     "      s1: {capacity: 100Mbit, check: {kind: tcp, address: \"127.0.0.1:1\"}}\n"
-                     "health: {interval: 50ms, fall: 2, admin_file: \"%s\", admin_interval: 20ms}\n",
-                     url("/ad1"), url("/ad2"), admin);
+    topo_t t =
+        build("regions: {r: {lat: 0, lon: 0}}\n"
+              "clusters:\n"
+              "  c1:\n"
+              "    region: r\n"
+              "    carrier: telecom\n"
+              "    entry: 192.0.2.1\n"
+              "    servers:\n"
+              "      s1: {capacity: 100Mbit, check: {kind: json, url: \"%s\"}}\n"
+              "      s2: {capacity: 100Mbit, check: {kind: json, url: \"%s\"}}\n"
+              "  c2:\n"
+              "    region: r\n"
+              "    carrier: unicom\n"
+              "    entry: 192.0.2.2\n"
+              "    servers:\n"
+              "      s1: {capacity: 100Mbit, check: {kind: tcp, address: \"127.0.0.1:1\"}}\n"
+              "health: {interval: 50ms, fall: 2, admin_file: \"%s\", admin_interval: 20ms}\n",
+              url("/ad1"), url("/ad2"), admin);
     health_t *h = start_poller(t.t);
     WAIT_UNTIL(h, t.t,
                SSTATE(t.t, 0) == HEALTH_IDLE && SSTATE(t.t, 1) == HEALTH_IDLE &&
@@ -539,8 +538,8 @@ static void test_tcp_and_file_checks(void **state)
     write_file(sfile, "busy\n");
     WAIT_UNTIL(h, t.t, SSTATE(t.t, 1) == HEALTH_BUSY, 2000, "file says BUSY");
     write_file(sfile, "# deploy\nDOWN upgrading\n");
-    WAIT_UNTIL(h, t.t, SSTATE(t.t, 1) == HEALTH_DOWN && SREASON(t.t, 1) == HEALTH_R_FILE_DOWN,
-               2000, "file says DOWN");
+    WAIT_UNTIL(h, t.t, SSTATE(t.t, 1) == HEALTH_DOWN && SREASON(t.t, 1) == HEALTH_R_FILE_DOWN, 2000,
+               "file says DOWN");
     write_file(sfile, "what\n");
     WAIT_UNTIL(h, t.t, SREASON(t.t, 1) == HEALTH_R_FILE, 2000, "unparsable file");
     unlink(sfile);
@@ -583,17 +582,17 @@ static void test_recovery_rise(void **state)
 }
 
 #define APPLY_FMT                                                                                  \
-    "regions: {r: {lat: 0, lon: 0}}\n" \
-    "clusters:\n" \
-    "%s" \
-    "  c:\n" \
-    "    region: r\n" \
-    "    carrier: telecom\n" \
-    "    entry: 192.0.2.1\n" \
-    "    servers:\n" \
-    "      k1: {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n" \
-    "      k2: {capacity: 100Mbit, check: {kind: json, url: \"%s\"}}\n" \
-    "%s" \
+    "regions: {r: {lat: 0, lon: 0}}\n"                                                             \
+    "clusters:\n"                                                                                  \
+    "%s"                                                                                           \
+    "  c:\n"                                                                                       \
+    "    region: r\n"                                                                              \
+    "    carrier: telecom\n"                                                                       \
+    "    entry: 192.0.2.1\n"                                                                       \
+    "    servers:\n"                                                                               \
+    "      k1: {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"                      \
+    "      k2: {capacity: 100Mbit, check: {kind: json, url: \"%s\"}}\n"                            \
+    "%s"                                                                                           \
     "health: {interval: %s, fall: 2}\n"
 
 static void test_apply_carries_state(void **state)
@@ -611,11 +610,13 @@ static void test_apply_carries_state(void **state)
     /* The new topology: a cluster in front (ids shift), k1 unchanged, k2
      * with another URL (a new check: no carry), a new k3; a long interval
      * so that nothing is polled before the assertions. */
-    topo_t b = build(APPLY_FMT, "  front:\n    region: r\n    carrier: mobile\n    entry: 192.0.2.9\n"
-                          "    servers: {f: {capacity: 1Gbit, check: {kind: json, url: \"http://127.0.0.1:1/\"}}}\n",
-                     url("/k1"), url("/k2b"),
-                     "      k3: {capacity: 100Mbit, check: {kind: json, url: \"http://127.0.0.1:1/\"}}\n",
-                     "10s");
+    topo_t b = build(
+        APPLY_FMT,
+        "  front:\n    region: r\n    carrier: mobile\n    entry: 192.0.2.9\n"
+        "    servers: {f: {capacity: 1Gbit, check: {kind: json, url: \"http://127.0.0.1:1/\"}}}\n",
+        url("/k1"), url("/k2b"),
+        "      k3: {capacity: 100Mbit, check: {kind: json, url: \"http://127.0.0.1:1/\"}}\n",
+        "10s");
     /* Another poller cannot adopt a topology this one holds. */
     health_t *h2;
     assert_int_equal(health_new(&h2), 0);
@@ -717,10 +718,8 @@ static int group_setup(void **state)
     signal(SIGPIPE, SIG_IGN);
     /* Deadlines are generous already; HEALTH_TEST_SLOW=N stretches them
      * further for very slow runs. */
-    if (getenv("HEALTH_TEST_SLOW"))
-        slow = atof(getenv("HEALTH_TEST_SLOW"));
-    if (!(slow >= 1))
-        slow = 1;
+    if (getenv("HEALTH_TEST_SLOW")) slow = atof(getenv("HEALTH_TEST_SLOW"));
+    if (!(slow >= 1)) slow = 1;
     log_set_level(getenv("HEALTH_TEST_LOG") ? LOG_DEBUG : LOG_ERR);
     return httpfix_start(NULL, 0, &fix);
 }
@@ -735,19 +734,13 @@ static int group_teardown(void **state)
 int main(void)
 {
     /* HEALTH_TEST_FILTER=test_admin* runs a subset. */
-    if (getenv("HEALTH_TEST_FILTER"))
-        cmocka_set_test_filter(getenv("HEALTH_TEST_FILTER"));
+    if (getenv("HEALTH_TEST_FILTER")) cmocka_set_test_filter(getenv("HEALTH_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hysteresis),
-        cmocka_unit_test(test_down_reasons),
-        cmocka_unit_test(test_counter_reset),
-        cmocka_unit_test(test_cluster_state),
-        cmocka_unit_test(test_admin_file),
-        cmocka_unit_test(test_tcp_and_file_checks),
-        cmocka_unit_test(test_recovery_rise),
-        cmocka_unit_test(test_apply_carries_state),
-        cmocka_unit_test(test_lifecycle),
-        cmocka_unit_test(test_many_servers),
+        cmocka_unit_test(test_hysteresis),    cmocka_unit_test(test_down_reasons),
+        cmocka_unit_test(test_counter_reset), cmocka_unit_test(test_cluster_state),
+        cmocka_unit_test(test_admin_file),    cmocka_unit_test(test_tcp_and_file_checks),
+        cmocka_unit_test(test_recovery_rise), cmocka_unit_test(test_apply_carries_state),
+        cmocka_unit_test(test_lifecycle),     cmocka_unit_test(test_many_servers),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

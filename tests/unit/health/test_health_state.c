@@ -181,8 +181,7 @@ static void test_rates(void **state)
     assert_int_equal(health__rate_update(&c, 3000, 3 * S, false, 10 * S, &rate), HEALTH__RATE_OK);
     assert_float_equal(rate, 1000, 1e-9);
     /* A counter reset (exporter restart): new baseline, no negative rate. */
-    assert_int_equal(health__rate_update(&c, 500, 4 * S, false, 10 * S, &rate),
-                     HEALTH__RATE_RESET);
+    assert_int_equal(health__rate_update(&c, 500, 4 * S, false, 10 * S, &rate), HEALTH__RATE_RESET);
     assert_int_equal(health__rate_update(&c, 1500, 5 * S, false, 10 * S, &rate), HEALTH__RATE_OK);
     assert_float_equal(rate, 1000, 1e-9);
     /* Bad values leave the baseline as it was. */
@@ -303,11 +302,11 @@ static void test_names_and_formats(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_first_sample),     cmocka_unit_test(test_hysteresis_no_flap),
-        cmocka_unit_test(test_busy_after),       cmocka_unit_test(test_fall_and_rise),
-        cmocka_unit_test(test_stale),            cmocka_unit_test(test_force),
-        cmocka_unit_test(test_rates),            cmocka_unit_test(test_cluster_aggregate),
-        cmocka_unit_test(test_admin_apply),      cmocka_unit_test(test_names_and_formats),
+        cmocka_unit_test(test_first_sample), cmocka_unit_test(test_hysteresis_no_flap),
+        cmocka_unit_test(test_busy_after),   cmocka_unit_test(test_fall_and_rise),
+        cmocka_unit_test(test_stale),        cmocka_unit_test(test_force),
+        cmocka_unit_test(test_rates),        cmocka_unit_test(test_cluster_aggregate),
+        cmocka_unit_test(test_admin_apply),  cmocka_unit_test(test_names_and_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
