@@ -5,9 +5,12 @@
  *     api: {failover: [primary, backup]}
  *     api: {failover: {clusters: [primary, backup], ttl: 30, fallback: [192.0.2.1]}}
  *
- * "Up" is any state but DOWN (IDLE, BUSY, or not yet measured).  When every
- * cluster is DOWN the answer is `fallback` if given, else the first cluster
- * (never an empty answer while addresses exist).
+ * "Up" is any state but DOWN (IDLE, BUSY, or not yet measured).  The first
+ * cluster up answers both A and AAAA, even when it has no address of the
+ * asked family (NODATA: the client uses the other family, on the cluster
+ * that is meant to serve it).  When every cluster is DOWN the answer is
+ * `fallback` if given, else the first cluster that has an address of the
+ * asked family (never an empty answer while addresses exist).
  */
 #include "resolver/plugin.h"
 
@@ -64,21 +67,35 @@ static int failover_create(const plugin_env_t *env, const yconf_node_t *cfg, con
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
         const yconf_node_t *it = list->u.seq.items[i];
-        int64_t id = it->kind == YCONF_SCALAR ? health_topo_find_cluster(env->topo, it->u.scalar.str) : -1;
+        if (it->kind != YCONF_SCALAR || yconf_is_null(it)) {
+            yconf_error(d, it, "%s[%zu]: expected a cluster name, got %s", sub, i,
+                        yconf_is_null(it) ? "nothing" : it->kind == YCONF_MAP ? "a mapping" : "a sequence");
+            ok = false;
+            continue;
+        }
+        int64_t id = health_topo_find_cluster(env->topo, it->u.scalar.str);
         if (id < 0) {
-            yconf_error(d, it, "%s[%zu]: unknown cluster '%s'", sub, i,
-                        it->kind == YCONF_SCALAR ? it->u.scalar.str : "?");
+            yconf_error(d, it, "%s[%zu]: unknown cluster '%s'", sub, i, it->u.scalar.str);
+            ok = false;
+            continue;
+        }
+        bool dup = false;
+        for (uint32_t k = 0; k < f->n && !dup; k++)
+            dup = f->cluster[k] == (uint32_t)id;
+        if (dup) {
+            yconf_error(d, it, "%s[%zu]: '%s' is listed twice", sub, i, it->u.scalar.str);
             ok = false;
             continue;
         }
         const health_cluster_t *cl = health_topo_cluster(env->topo, (uint32_t)id);
+        /* Set k answers cluster[k]. */
+        sets[f->n] = (plugin_set_t){cl->entry4, cl->n_entry4, cl->entry6, cl->n_entry6};
         f->cluster[f->n++] = (uint32_t)id;
-        sets[i] = (plugin_set_t){cl->entry4, cl->n_entry4, cl->entry6, cl->n_entry6};
     }
     if (c.fallback) {
         char fp[320];
         snprintf(fp, sizeof(fp), "%s.fallback", path);
-        if (!plugin_parse_addresses(c.fallback, fp, a, d, &sets[n]))
+        if (!plugin_parse_addresses(c.fallback, fp, a, d, &sets[f->n]))
             ok = false;
         f->has_fallback = true;
     }
@@ -91,10 +108,15 @@ static int failover_create(const plugin_env_t *env, const yconf_node_t *cfg, con
     return 0;
 }
 
+static bool has_family(const failover_t *f, uint32_t i, uint16_t qtype)
+{
+    const health_cluster_t *cl = health_topo_cluster(f->topo, f->cluster[i]);
+    return qtype == ZONES_TYPE_AAAA ? cl->n_entry6 > 0 : cl->n_entry4 > 0;
+}
+
 static void failover_explain(const void *inst, const plugin_query_t *q, plugin_result_t *r,
                              const trace_t *t)
 {
-    (void)q;
     const failover_t *f = inst;
     const health_table_t *tab = health_table_acquire(f->topo);
     r->ttl = UINT32_MAX;
@@ -111,9 +133,22 @@ static void failover_explain(const void *inst, const plugin_query_t *q, plugin_r
             return;
         }
     }
-    r->set = f->has_fallback ? f->n : 0;
-    trace_printf(t, "failover: every cluster is DOWN: %s",
-                 f->has_fallback ? "answering the fallback addresses" : "answering the first cluster");
+    if (f->has_fallback) {
+        r->set = f->n;
+        trace_printf(t, "failover: every cluster is DOWN: answering the fallback addresses");
+        return;
+    }
+    /* No fallback: the first cluster with an address of the asked family,
+     * so that the answer is not empty while one exists. */
+    r->set = 0;
+    for (uint32_t i = 0; i < f->n; i++)
+        if (has_family(f, i, q->qtype)) {
+            r->set = i;
+            break;
+        }
+    trace_printf(t, "failover: every cluster is DOWN and there is no fallback: answering %s, the first cluster with %s addresses",
+                 health_topo_cluster(f->topo, f->cluster[r->set])->name,
+                 q->qtype == ZONES_TYPE_AAAA ? "IPv6" : "IPv4");
 }
 
 static void failover_resolve(const void *inst, const plugin_query_t *q, plugin_result_t *r)

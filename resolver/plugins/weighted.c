@@ -60,6 +60,8 @@ static int weighted_create(const plugin_env_t *env, const yconf_node_t *cfg, con
     uint8_t(*v6)[16] = arena_calloc(a, n, 16);
     uint64_t *wt4 = arena_calloc(a, n, sizeof(uint64_t));
     uint64_t *wt6 = arena_calloc(a, n, sizeof(uint64_t));
+    const char **key4 = arena_calloc(a, n, sizeof(char *));
+    const char **key6 = arena_calloc(a, n, sizeof(char *));
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
         const yconf_node_t *k = map->u.map.pairs[i].key, *v = map->u.map.pairs[i].value;
@@ -76,10 +78,29 @@ static int weighted_create(const plugin_env_t *env, const yconf_node_t *cfg, con
             ok = false;
             continue;
         }
+        /* One address, one weight: "2001:db8::1" and "2001:DB8::1" are
+         * the same address. */
+        const char *same = NULL;
         if (addr.family == 4) {
+            for (uint32_t j = 0; j < w->n4 && !same; j++)
+                if (memcmp(v4[j], addr.addr, 4) == 0)
+                    same = key4[j];
+        } else {
+            for (uint32_t j = 0; j < w->n6 && !same; j++)
+                if (memcmp(v6[j], addr.addr, 16) == 0)
+                    same = key6[j];
+        }
+        if (same) {
+            yconf_error(d, k, "%s: '%s' is the same address as '%s'", sub, k->u.scalar.str, same);
+            ok = false;
+            continue;
+        }
+        if (addr.family == 4) {
+            key4[w->n4] = k->u.scalar.str;
             memcpy(v4[w->n4], addr.addr, 4);
             wt4[w->n4++] = weight;
         } else {
+            key6[w->n6] = k->u.scalar.str;
             memcpy(v6[w->n6], addr.addr, 16);
             wt6[w->n6++] = weight;
         }
