@@ -38,7 +38,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static const char *const values[] = {"eth0", ""};
         health_prom_query_t q = {"node_network_transmit_bytes_total", names, values, 2};
         health_prom_result_t r;
-        if (health_prom_scan(body, len, &q, &r) != 0 && r.err == NULL)
+        int rc = health_prom_scan(body, len, &q, &r);
+        if (rc != 0 && (rc != -22 || r.err == NULL))
+            abort();
+        if (rc == 0 && r.lines > len + 1)
             abort();
         break;
     }
@@ -57,7 +60,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         health_admin_state_t st;
         const char *reason, *err;
         size_t rl;
-        (void)health_state_file_parse(body, len, &st, &reason, &rl, &err);
+        if (health_state_file_parse(body, len, &st, &reason, &rl, &err) == 0 &&
+            (reason < body || reason + rl > body + len))
+            abort(); /* the reason points into the input */
         break;
     }
     }
