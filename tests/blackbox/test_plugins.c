@@ -66,6 +66,11 @@ static const char *const cluster_names[] = {"primary", "backup", "third"};
     "    records:\n"                                                                              \
     "      ns1: \"A 192.0.2.53\"\n"
 
+/* 60 addresses: about 1 KB of answer, more than 512 bytes. */
+#define BIG10(x) x ".1, " x ".2, " x ".3, " x ".4, " x ".5, " x ".6, " x ".7, " x ".8, " x ".9, " x ".10"
+#define BIG BIG10("10.9.1") ", " BIG10("10.9.2") ", " BIG10("10.9.3") ", " BIG10("10.9.4") ", " \
+            BIG10("10.9.5") ", " BIG10("10.9.6")
+
 static const char config[] =
     "server:\n"
     "  listen: [127.0.0.1, \"::1\"]\n"
@@ -92,7 +97,8 @@ static const char config[] =
     "      both: {static: [192.0.2.12]}\n"
     "      both.example.test.: [\"TXT \\\"hello\\\"\", \"MX 10 mail.example.org.\"]\n"
     "      alias: \"CNAME www\"\n"
-    "      \"*.cdn\": {weighted: {192.0.2.50: 1}}\n";
+    "      \"*.cdn\": {weighted: {192.0.2.50: 1}}\n"
+    "      big: {static: [" BIG "]}\n";
 
 static bb_t srv;
 
@@ -409,6 +415,28 @@ static void test_static_and_names(void **state)
     BB_EXPECT_INT("CNAME to a plugin name: answer count", r.ancount, 1);
     ask(&srv, "nope.example.test.", "A", NULL, false, &r);
     BB_EXPECT_STR("NXDOMAIN beside plugins", r.rcode, "NXDOMAIN");
+
+    /* A plugin answer too large for UDP: TC without EDNS or with a small
+     * buffer, whole over TCP. */
+    struct {
+        bb_q_t o;
+        int tc, an;
+    } big[] = {
+        {{.no_edns = true}, 1, 0},
+        {{.udp_size = 512, .ecs = "2.2.3.0/24"}, 1, 0},
+        {{.udp_size = 1232}, 0, 60},
+        {{.tcp = true, .no_edns = true}, 0, 60},
+    };
+    for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++) {
+        ldns_pkt *p = bb_query(&srv, "big.example.test.", "A", &big[i].o);
+        assert_non_null(p);
+        char w[100];
+        snprintf(w, sizeof(w), "large plugin answer, case %zu: TC", i);
+        BB_EXPECT_INT(w, ldns_pkt_tc(p), big[i].tc);
+        snprintf(w, sizeof(w), "large plugin answer, case %zu: ANCOUNT", i);
+        BB_EXPECT_INT(w, ldns_pkt_ancount(p), big[i].an);
+        ldns_pkt_free(p);
+    }
 }
 
 /* ---- steerdns check ---- */
