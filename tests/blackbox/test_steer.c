@@ -118,7 +118,7 @@ static const char *config_text(void)
       "  interval: 100ms\n"
       "  idle_after: 1\n"
       "  stale_after: 5s\n"
-      "  fall: 2\n"
+      "  fall: 5\n"
       "  admin_file: admin.txt\n"
       "  admin_interval: 20ms\n"
       "regions:\n"
