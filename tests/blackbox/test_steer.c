@@ -1124,6 +1124,32 @@ static void test_status(void **state)
     reset();
 }
 
+/* A reload keeps the measured and forced states: the first answers of
+ * the new configuration already see them (no moment of UNKNOWN). */
+static void test_reload_keeps_states(void **state)
+{
+    (void)state;
+    reset();
+    set_admin("bj-tel BUSY\n");
+    char *text = strdup(config_text());
+    char *p = strstr(text, "ttl: 60s");
+    assert_non_null(p);
+    memcpy(p, "ttl: 61s", 8);
+    assert_true(bb_reload(&srv, text, true));
+    static const scase_t after[] = {
+        {"app", "A", "198.18.1.0/24", NULL, "jl-tel", 24, 61},
+        {"app", "A", "198.18.3.0/24", NULL, "bj-uni", 24, 61},
+        {"app", "A", "2001:250::/32", NULL, "sh-uni", 31, 61},
+    };
+    RUN(after);
+    /* And back to the original file. */
+    assert_true(bb_reload(&srv, config_text(), true));
+    static const scase_t back[] = {{"app", "A", "198.18.1.0/24", NULL, "jl-tel", 24, 60}};
+    RUN(back);
+    free(text);
+    reset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1139,6 +1165,7 @@ int main(void)
         cmocka_unit_test(test_explain_offline),
         cmocka_unit_test(test_explain_live),
         cmocka_unit_test(test_status),
+        cmocka_unit_test(test_reload_keeps_states),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
