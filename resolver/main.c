@@ -84,15 +84,18 @@ static void usage(FILE *f)
             "the running one keeps serving); SIGTERM and SIGINT stop.\n");
 }
 
+/* Diagnostics as log lines: the log level already says error or warning. */
 static void log_diags(const diag_list_t *d)
 {
-    char line[2048];
     for (size_t i = 0; i < d->n; i++) {
-        diag_format(&d->items[i], line, sizeof(line));
-        if (d->items[i].severity == DIAG_ERROR)
-            log_err("%s", line);
+        const diag_t *x = &d->items[i];
+        log_level_t lv = x->severity == DIAG_ERROR ? LOG_ERR : LOG_WARNING;
+        if (x->file && x->line)
+            log_msg(lv, "%s:%u:%u: %s", x->file, x->line, x->col, x->msg);
+        else if (x->file)
+            log_msg(lv, "%s: %s", x->file, x->msg);
         else
-            log_warn("%s", line);
+            log_msg(lv, "%s", x->msg);
     }
 }
 

@@ -410,11 +410,15 @@ int snap_build(const char *path, diag_list_t *d, snap_t **out)
     /* Regions, clusters and servers (health), then the classifier (geo),
      * which needs the regions' names and match keys, then the carriers
      * clusters name, checked against geo's. */
+    bool topo_failed = false;
     if (top.regions || top.clusters || top.health) {
         health_config_in_t hin = {top.regions, top.clusters, top.health, base_dir};
-        health_topo_build(&hin, s->arena, d, &s->topo);
+        topo_failed = health_topo_build(&hin, s->arena, d, &s->topo) != 0;
     }
-    {
+    /* Without a valid topology, geo's region references and the plugins'
+     * cluster references would only repeat its errors in other words:
+     * they are checked once the topology is right. */
+    if (!topo_failed) {
         uint32_t nr = s->topo ? health_topo_regions(s->topo) : 0;
         geo_region_def_t *defs = arena_calloc(s->arena, nr ? nr : 1, sizeof(*defs));
         for (uint32_t i = 0; i < nr; i++) {
@@ -436,9 +440,11 @@ int snap_build(const char *path, diag_list_t *d, snap_t **out)
         diag_warn(d, &root->pos, "no zones: every query will be refused");
     if (zones_build(&zin, s->arena, d, &s->zones) == 0)
         answer_compile(s->zones, s->arena, d, &s->answers);
-    map_carriers(s, d);
-    if (s->answers)
-        build_plugins(s, top.resolvers, d);
+    if (!topo_failed) {
+        map_carriers(s, d);
+        if (s->answers)
+            build_plugins(s, top.resolvers, d);
+    }
 
     if (diag_errors(d) > before || s->zones == NULL || s->answers == NULL) {
         snap_free(s);
