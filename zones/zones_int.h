@@ -5,6 +5,8 @@
 #ifndef STEERDNS_ZONES_INT_H
 #define STEERDNS_ZONES_INT_H
 
+#include <string.h>
+
 #include "zones/zones.h"
 
 /* One slot of an open-addressing hash table of names. */
@@ -60,10 +62,24 @@ typedef struct zones__zb {
 #define ZONES__HASH_ROOT 0xcbf29ce484222325ull
 static inline uint64_t zones__hash_step(uint64_t h, const uint8_t *label)
 {
-    unsigned n = label[0];
-    for (unsigned i = 0; i <= n; i++) {
-        h ^= label[i];
-        h *= 0x100000001b3ull;
+    /* Eight bytes per multiply (the length byte included), so a typical
+     * label costs one: this runs for every label of every query. */
+    unsigned n = (unsigned)label[0] + 1u;
+    const uint8_t *p = label;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t w = 0;
+        for (unsigned i = 0; i < n; i++)
+            w |= (uint64_t)p[i] << (8 * i);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 29;
     }
     return h;
 }
