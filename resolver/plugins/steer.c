@@ -120,6 +120,7 @@ typedef struct steer {
     uint32_t ttl, busy_ttl;
     double threshold;   /* the health threshold (BUSY at or above) */
     double hyst;        /* the health hysteresis: threshold - return threshold */
+    double ret_margin;  /* damped: clients come back below level - ret_margin */
     double target;      /* damped: keep clusters at or below this */
     double near;        /* TTL shortens when the chosen cluster is above this */
     double penalty_km;  /* added to the distance of another carrier */
@@ -146,6 +147,7 @@ typedef struct steer {
     uint64_t last_step_ms;
     uint32_t nring;
     struct sortkey *order; /* scratch of the step */
+    const char *path;   /* "resolvers.steer.NAME", for logs */
 } steer_t;
 
 /* ---- configuration ---- */
@@ -161,6 +163,7 @@ typedef struct steer_cfg {
     const yconf_node_t *fallback;
     double increase, decrease;
     uint32_t spread;
+    double return_margin;
 } steer_cfg_t;
 
 static const char *const modes[] = {"literal", "damped", NULL};
@@ -180,6 +183,7 @@ enum {
     K_INCREASE,
     K_DECREASE,
     K_SPREAD,
+    K_RETURN_MARGIN,
     K_COUNT_
 };
 
@@ -211,6 +215,8 @@ static const yconf_key_t steer_table[] = {
                     0, NULL, NULL},
     [K_SPREAD] = {"spread", YCONF_T_U32, offsetof(steer_cfg_t, spread), 1, STEER_MAX_SPREAD, "3", 0,
                   NULL, NULL},
+    [K_RETURN_MARGIN] = {"return_margin", YCONF_T_PERCENT, offsetof(steer_cfg_t, return_margin), 0,
+                         1.0, "10%", 0, NULL, NULL},
     [K_COUNT_] = {NULL, 0, 0, 0, 0, NULL, 0, NULL, NULL},
 };
 
@@ -446,6 +452,8 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     s->increase = c.increase;
     s->decrease = c.decrease;
     s->spread = c.spread;
+    s->ret_margin = c.return_margin;
+    s->path = arena_strdup(a, path);
     if (s->target > s->threshold) {
         yconf_error(d, nodes[K_TARGET] ? nodes[K_TARGET] : cfg,
                     "%s.target: %.0f%% is above the health threshold %.0f%%: clusters would be BUSY before the controller acts",
@@ -1196,22 +1204,31 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
             st->frac = 0;
             continue;
         }
-        /* Overflow received goes on first, so that a cluster does not shed
-         * its own clients to make room for others' (ping-pong). */
-        if (st->inflow > 0)
+        /* A cluster that receives overflow is filled up to the level
+         * only, so landing a little above it is estimation noise: it sends
+         * overflow on (to the level) only once it reaches the health
+         * threshold (or the level plus the health hysteresis, when that is
+         * higher), and until then sheds none of its own clients either.
+         * Overflow goes on before any of its own clients move (no
+         * ping-pong). */
+        if (st->inflow > 0) {
+            double line = level + s->hyst > s->threshold ? level + s->hyst : s->threshold;
+            if (st->expect <= line * st->cap)
+                continue;
             excess = ctl_push_back(s, i, excess, level);
+        }
         if (excess > 0)
             ctl_shed(s, i, excess, level);
     }
-    /* 6. Below the level by the health hysteresis, least loaded first: the
-     * buckets moved last come back first, at most `increase` of them. */
+    /* 6. Below the level by return_margin, least loaded first: the buckets
+     * moved last come back first, at most `increase` of them a step. */
     uint32_t step_max = (uint32_t)ceil(s->increase * STEER_BUCKETS);
     for (uint32_t k = m; k-- > 0;) {
         uint32_t i = s->order[k].idx;
         ctl_state_t *st = &s->state[i];
         if (st->keep >= STEER_BUCKETS)
             continue;
-        double room = (level - s->hyst) * st->cap - st->expect;
+        double room = (level - s->ret_margin) * st->cap - st->expect;
         if (room <= 0)
             continue;
         uint32_t nb = STEER_BUCKETS - st->keep;
@@ -1234,6 +1251,19 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
             st->ring[st->ring_pos] = (ctl_pend_t){now, st->delta};
             st->ring_pos = (st->ring_pos + 1) % s->nring;
         }
+        uint32_t was = atomic_load_explicit(&v->keep, memory_order_relaxed);
+        if ((was == STEER_BUCKETS) != (st->keep == STEER_BUCKETS))
+            log_info("steer: %s: cluster %s %s (expected %.1f%%, level %.1f%%, keeps %u/%u)",
+                     s->path, cl_name(s, i),
+                     st->keep < STEER_BUCKETS ? "starts moving clients away" : "has all its clients back",
+                     st->cap > 0 ? st->expect / st->cap * 100 : 0, level * 100, st->keep,
+                     STEER_BUCKETS);
+        if (st->delta != 0 && log_get_level() >= LOG_DEBUG)
+            log_debug("steer: %s: %s measured %.1f%% expected %.1f%% inflow %.1f%% keep %u/%u, %.1f Mbit/s per bucket",
+                      s->path, cl_name(s, i), st->cap > 0 ? st->meas / st->cap * 100 : 0,
+                      st->cap > 0 ? st->expect / st->cap * 100 : 0,
+                      st->cap > 0 ? st->inflow / st->cap * 100 : 0, st->keep, STEER_BUCKETS,
+                      st->rho / 1e6);
         for (uint32_t b = 0; b < STEER_BUCKETS; b++)
             atomic_store_explicit(&v->dest[b], st->dest[b], memory_order_relaxed);
         atomic_store_explicit(&v->keep, st->keep, memory_order_relaxed);

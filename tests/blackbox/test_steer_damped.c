@@ -1,0 +1,292 @@
+/*
+ * test_steer_damped.c - black-box test of the damped steer controller over
+ * the wire: when a home cluster crosses its target, only part of its
+ * clients move at the next sample; the same subnets move on every repeat;
+ * and once the home is idle again they come back in steps.
+ *
+ * The test plays a small closed loop, like ../shared/loop does at scale:
+ * N client /24 subnets of one region and carrier, each with the same demand,
+ * cache their answers for the answer's TTL, and the test turns the answers
+ * into the transmit counters of two fixture Prometheus endpoints (httpfix),
+ * which the real poller reads every 100 ms.  Every wait is a condition with
+ * a deadline, never a fixed sleep.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../fixtures/httpfix.h"
+#include "bb.h"
+
+#define NSUB 64               /* client subnets 198.18.0.0/24 .. 198.18.63.0/24 */
+#define HOME_IP "192.0.2.1"   /* home: 100 Mbit/s */
+#define AWAY_IP "192.0.2.2"   /* the neighbour: 1 Gbit/s, never near its target */
+#define HOME_BPS 100e6
+#define DEADLINE_MS 15000
+
+typedef struct loop {
+    bb_t b;
+    httpfix_t *fx;
+    double demand;            /* total demand as a fraction of the home's capacity */
+    bool away[NSUB];          /* each subnet's cached answer: at the neighbour */
+    long long expiry[NSUB];   /* when the cached answer expires (ms) */
+} loop_t;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {0, (long)ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Ask the server where subnet i goes now: 1 = the neighbour, 0 = home;
+ * the TTL into *ttl. */
+static int ask(const loop_t *l, int i, uint32_t *ttl)
+{
+    char ecs[32], got[128];
+    snprintf(ecs, sizeof(ecs), "198.18.%d.0/24", i);
+    bb_q_t o = {.ecs = ecs};
+    ldns_pkt *p = bb_query(&l->b, "dl.app.test.", "A", &o);
+    if (p == NULL)
+        fail_msg("subnet %s: no answer", ecs);
+    BB_EXPECT_RCODE(p, "NOERROR");
+    bb_rdata(ldns_pkt_answer(p), got, sizeof(got));
+    if (ttl && ldns_rr_list_rr_count(ldns_pkt_answer(p)) > 0)
+        *ttl = ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0));
+    ldns_pkt_free(p);
+    if (strcmp(got, HOME_IP) == 0)
+        return 0;
+    if (strcmp(got, AWAY_IP) == 0)
+        return 1;
+    fail_msg("subnet %s: expected %s or %s, got '%s'", ecs, HOME_IP, AWAY_IP, got);
+    return -1;
+}
+
+/* One round of the loop: subnets whose cached answer expired ask again,
+ * then the fixtures' counters grow at the demand the answers put on each
+ * cluster.  Returns how many subnets the server sends away right now (a
+ * fresh answer for every subnet, cached or not) and fills now_away. */
+static int round_trip(loop_t *l, bool *now_away)
+{
+    long long t = now_ms();
+    double per = l->demand * HOME_BPS / 8 / NSUB; /* bytes/s of one subnet */
+    double home = 0, away = 0;
+    int moved = 0;
+    for (int i = 0; i < NSUB; i++) {
+        uint32_t ttl = 1;
+        int a = ask(l, i, &ttl);
+        if (now_away)
+            now_away[i] = a;
+        moved += a;
+        if (t >= l->expiry[i]) {
+            l->away[i] = a;
+            l->expiry[i] = t + (long long)ttl * 1000;
+        }
+        if (l->away[i])
+            away += per;
+        else
+            home += per;
+    }
+    httpfix_set_rate(l->fx, "/home", home);
+    httpfix_set_rate(l->fx, "/away", away);
+    return moved;
+}
+
+/* Poll the server's status until both clusters are measured (IDLE). */
+static void wait_measured(const loop_t *l)
+{
+    char out[8192];
+    const char *args[] = {"steerdns", "status", "-c", l->b.config, NULL};
+    long long deadline = now_ms() + DEADLINE_MS;
+    while (now_ms() < deadline) {
+        int pfd[2];
+        if (pipe(pfd) != 0)
+            fail_msg("pipe");
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(pfd[1], 1);
+            dup2(pfd[1], 2);
+            close(pfd[0]);
+            close(pfd[1]);
+            execv(STEERDNS_BIN, (char *const *)args);
+            _exit(127);
+        }
+        close(pfd[1]);
+        size_t n = 0;
+        ssize_t r;
+        while (n + 1 < sizeof(out) && (r = read(pfd[0], out + n, sizeof(out) - 1 - n)) > 0)
+            n += (size_t)r;
+        out[n] = '\0';
+        close(pfd[0]);
+        waitpid(pid, NULL, 0);
+        if (strstr(out, "cluster home state=IDLE") && strstr(out, "cluster away state=IDLE"))
+            return;
+        pause_ms(50);
+    }
+    fail_msg("clusters not measured (IDLE) within %d ms; last status:\n%s", DEADLINE_MS, out);
+}
+
+/* Run rounds until the set of subnets sent away has been the same, and not
+ * empty, for `stable_ms`; return its size and copy it into set. */
+static int settle_moved(loop_t *l, bool *set, int stable_ms)
+{
+    bool cur[NSUB], last[NSUB] = {0};
+    long long since = now_ms(), deadline = now_ms() + DEADLINE_MS;
+    int n = -1;
+    while (now_ms() < deadline) {
+        int m = round_trip(l, cur);
+        if (m == 0 || memcmp(cur, last, sizeof(cur)) != 0) {
+            memcpy(last, cur, sizeof(cur));
+            since = now_ms();
+        } else if (now_ms() - since >= stable_ms) {
+            memcpy(set, cur, sizeof(cur));
+            return m;
+        }
+        n = m;
+        pause_ms(20);
+    }
+    fail_msg("the subnets sent away did not settle within %d ms (last count %d)", DEADLINE_MS, n);
+    return -1;
+}
+
+/* Lower the demand and run rounds until every subnet is home again;
+ * returns the distinct counts of subnets away seen on the way (in order,
+ * first the count before any came back). */
+static int come_back(loop_t *l, int start, int *counts, int max)
+{
+    int nc = 0;
+    counts[nc++] = start;
+    long long deadline = now_ms() + DEADLINE_MS;
+    bool cur[NSUB];
+    while (now_ms() < deadline) {
+        int m = round_trip(l, cur);
+        if (m > counts[nc - 1])
+            fail_msg("while coming back, subnets away went up from %d to %d", counts[nc - 1], m);
+        if (m < counts[nc - 1] && nc < max)
+            counts[nc++] = m;
+        if (m == 0)
+            return nc;
+        pause_ms(5);
+    }
+    fail_msg("the subnets did not all come back within %d ms (still away: %d)", DEADLINE_MS,
+             counts[nc - 1]);
+    return -1;
+}
+
+static void test_damped_moves_part_same_subnets_and_returns_in_steps(void **state)
+{
+    (void)state;
+    loop_t l;
+    memset(&l, 0, sizeof(l));
+    assert_int_equal(httpfix_start(NULL, 0, &l.fx), 0);
+    char body[4096], uh[256], ua[256];
+    httpfix_node_exporter_template(body, sizeof(body), 0);
+    httpfix_set_body(l.fx, "/home", body);
+    httpfix_set_body(l.fx, "/away", body);
+    httpfix_url(l.fx, "/home", uh, sizeof(uh));
+    httpfix_url(l.fx, "/away", ua, sizeof(ua));
+    char cfg[4096];
+    snprintf(cfg, sizeof(cfg),
+             "server: {listen: [127.0.0.1], port: 0, workers: 1, control: ctl.sock}\n"
+             "health: {interval: 100ms, threshold: 90%%}\n"
+             "regions:\n"
+             "  r1: {lat: 39.9, lon: 116.4, country: CN}\n"
+             "  r2: {lat: 31.2, lon: 121.5, country: CN}\n"
+             "geo:\n"
+             "  carriers: {c1: {}}\n"
+             "  nets: {\"198.18.0.0/18\": {region: r1, carrier: c1}}\n"
+             "clusters:\n"
+             "  home: {region: r1, carrier: c1, entry: [" HOME_IP "],\n"
+             "         servers: {h1: {capacity: 100Mbit, check: {kind: prometheus, url: \"%s\"}}}}\n"
+             "  away: {region: r2, carrier: c1, entry: [" AWAY_IP "],\n"
+             "         servers: {a1: {capacity: 1Gbit, check: {kind: prometheus, url: \"%s\"}}}}\n"
+             "resolvers:\n"
+             "  steer:\n"
+             "    dl: {mode: damped, ttl: 1s, busy_ttl: 1s, target: 80%%, increase: 3%%,\n"
+             "         return_margin: 10%%}\n"
+             "zones:\n"
+             "  - origin: app.test\n"
+             "    soa: \"ns1 hostmaster 1 3600 600 604800 60\"\n"
+             "    ns: [ns1]\n"
+             "    records:\n"
+             "      ns1: \"A 192.0.2.53\"\n"
+             "      dl: {steer: dl}\n",
+             uh, ua);
+    bb_start(&l.b, cfg);
+    wait_measured(&l);
+
+    /* Below the target every subnet is home. */
+    l.demand = 0.5;
+    for (int k = 0; k < 3; k++)
+        BB_EXPECT_INT("subnets away at 50% demand", round_trip(&l, NULL), 0);
+
+    /* 1. The home crosses its target (95% > 80%): part of its subnets move,
+     * not all, and the set settles. */
+    l.demand = 0.95;
+    bool first[NSUB];
+    int n1 = settle_moved(&l, first, 1500);
+    if (n1 <= 0 || n1 >= NSUB / 2)
+        fail_msg("at 95%% demand: expected some but fewer than %d of %d subnets away, got %d",
+                 NSUB / 2, NSUB, n1);
+    print_message("at 95%% demand %d of %d subnets moved\n", n1, NSUB);
+
+    for (int rep = 0; rep < 2; rep++) {
+        /* 2. Idle again (40%): they come back, in more than one step, and
+         * none moves away meanwhile. */
+        l.demand = 0.4;
+        int counts[NSUB + 1];
+        int nc = come_back(&l, n1, counts, NSUB + 1);
+        if (n1 >= 2 && nc < 3)
+            fail_msg("expected the %d subnets to come back in steps, saw counts %d -> %d only", n1,
+                     counts[0], counts[nc - 1]);
+        char seq[256];
+        size_t sl = 0;
+        for (int k = 0; k < nc && sl + 8 < sizeof(seq); k++)
+            sl += (size_t)snprintf(seq + sl, sizeof(seq) - sl, "%s%d", k ? " -> " : "", counts[k]);
+        print_message("at 40%% demand they came back in steps: %s\n", seq);
+
+        /* 3. Over the target again: the same subnets move (the stable
+         * hash: one set contains the other, the smaller is not empty). */
+        l.demand = 0.95;
+        bool again[NSUB];
+        int n2 = settle_moved(&l, again, 1500);
+        int both = 0, only1 = 0, only2 = 0;
+        for (int i = 0; i < NSUB; i++) {
+            both += first[i] && again[i];
+            only1 += first[i] && !again[i];
+            only2 += !first[i] && again[i];
+        }
+        if (both == 0 || (only1 > 0 && only2 > 0))
+            fail_msg("repeat %d: expected the same subnets to move: first %d away, now %d, in both %d, "
+                     "only first %d, only now %d",
+                     rep + 1, n1, n2, both, only1, only2);
+        print_message("at 95%% demand again %d moved, %d of them moved the first time\n", n2, both);
+        n1 = n2;
+        memcpy(first, again, sizeof(first));
+    }
+    bb_stop(&l.b);
+    httpfix_stop(l.fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_damped_moves_part_same_subnets_and_returns_in_steps),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
