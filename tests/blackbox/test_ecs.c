@@ -202,6 +202,20 @@ static void run_case(const bb_t *b, const ecase_t *c, bool tcp, bool v6)
 
 static bb_t srv; /* defaults: ECS on, caps 24/56 */
 
+/* A second server (or prepared folder) of one test: stopped by the
+ * teardown even when a check fails half-way, so no server outlives a
+ * failed test. */
+static bb_t extra;
+
+static int stop_extra(void **state)
+{
+    (void)state;
+    if (extra.dir[0])
+        bb_stop(&extra);
+    memset(&extra, 0, sizeof(extra));
+    return 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -400,8 +414,7 @@ static void run_set(const bb_t *b, const char *title, const setcase_t *c, size_t
 static void test_ecs_off(void **state)
 {
     (void)state;
-    bb_t b;
-    start(&b, "  ecs: false\n");
+    start(&extra, "  ecs: false\n");
     static const setcase_t c[] = {
         {"2.2.3.0/24", "127.0.3.1", "A", CN4, ""},
         {"149.101.100.0/24", "127.0.1.1", "A", GB4, ""},
@@ -409,11 +422,11 @@ static void test_ecs_off(void **state)
         {"0.0.0.0/0", "127.0.2.1", "A", US4, ""},
         {"2.2.3.0/24", NULL, "A", OTHER4, ""},
     };
-    run_set(&b, "ecs: false", c, sizeof(c) / sizeof(c[0]));
+    run_set(&extra, "ecs: false", c, sizeof(c) / sizeof(c[0]));
     /* Static answers do not echo either. */
     bb_q_t o = {.ecs = "2.2.3.0/24"};
     res_t r;
-    ask(&b, "fixed.example.test.", "A", &o, &r);
+    ask(&extra, "fixed.example.test.", "A", &o, &r);
     BB_EXPECT_STR("ecs: false, static name: ECS echoed", r.ecs, "");
     BB_EXPECT_INT("ecs: false, static name: OPT present", r.opt, 1);
     /* Malformed ECS is still a malformed EDNS option. */
@@ -421,18 +434,17 @@ static void test_ecs_off(void **state)
     uint8_t addr[] = {2, 2, 3};
     size_t ol = ecs_opt(opt, 3, 24, addr, 3);
     size_t len = query_with_options(opt, ol, q, sizeof(q));
-    int n = bb_raw_udp(&b, q, len, a, sizeof(a), 2000);
+    int n = bb_raw_udp(&extra, q, len, a, sizeof(a), 2000);
     assert_true(n >= 12);
     BB_EXPECT_INT("ecs: false, family 3: rcode", a[3] & 0x0F, 1);
-    bb_stop(&b);
+    bb_stop(&extra);
 }
 
 /* Caps raised to the full address: every bit the client sends is used. */
 static void test_caps_full(void **state)
 {
     (void)state;
-    bb_t b;
-    start(&b, "  ecs_max_prefix_v4: 32\n  ecs_max_prefix_v6: 128\n");
+    start(&extra, "  ecs_max_prefix_v4: 32\n  ecs_max_prefix_v6: 128\n");
     static const setcase_t c[] = {
         {"81.2.69.142/32", NULL, "A", GB4, "81.2.69.142/32/31"},
         {"216.160.83.56/29", NULL, "A", US4, "216.160.83.56/29/29"},
@@ -440,8 +452,8 @@ static void test_caps_full(void **state)
         {"2a02:d3c0::1/128", NULL, "AAAA", GB6, "2a02:d3c0::1/128/29"},
         {"2.2.3.0/24", NULL, "A", GB4, "2.2.3.0/24/24"},
     };
-    run_set(&b, "caps 32/128", c, sizeof(c) / sizeof(c[0]));
-    bb_stop(&b);
+    run_set(&extra, "caps 32/128", c, sizeof(c) / sizeof(c[0]));
+    bb_stop(&extra);
 }
 
 /* Caps below the networks: the lookup uses only the capped prefix, so the
@@ -449,8 +461,7 @@ static void test_caps_full(void **state)
 static void test_caps_short(void **state)
 {
     (void)state;
-    bb_t b;
-    start(&b, "  ecs_max_prefix_v4: 16\n  ecs_max_prefix_v6: 24\n");
+    start(&extra, "  ecs_max_prefix_v4: 16\n  ecs_max_prefix_v6: 24\n");
     static const setcase_t c[] = {
         /* 149.101.100.0/24 is looked up as 149.101.0.0/16: no data. */
         {"149.101.100.0/24", NULL, "A", OTHER4, "149.101.100.0/24/16"},
@@ -461,7 +472,7 @@ static void test_caps_short(void **state)
         {"149.101.0.0/16", NULL, "A", OTHER4, "149.101.0.0/16/18"},
         {"0.0.0.0/0", "127.0.1.1", "A", GB4, "0.0.0.0/0/0"},
     };
-    run_set(&b, "caps 16/24", c, sizeof(c) / sizeof(c[0]));
+    run_set(&extra, "caps 16/24", c, sizeof(c) / sizeof(c[0]));
     /* The capped answer is the answer for the capped prefix on a server
      * with the default caps. */
     static const char *const pairs[][2] = {
@@ -472,13 +483,13 @@ static void test_caps_short(void **state)
     for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
         res_t capped, full;
         bb_q_t o1 = {.ecs = pairs[i][0]}, o2 = {.ecs = pairs[i][1]};
-        ask(&b, APP, "A", &o1, &capped);
+        ask(&extra, APP, "A", &o1, &capped);
         ask(&srv, APP, "A", &o2, &full);
         char w[200];
         snprintf(w, sizeof(w), "cap 16: %s answered as %s", pairs[i][0], pairs[i][1]);
         BB_EXPECT_STR(w, capped.answer, full.answer);
     }
-    bb_stop(&b);
+    bb_stop(&extra);
 }
 
 #ifdef STEERDNS_KNOWN_BUGS
@@ -491,16 +502,15 @@ static void test_caps_short(void **state)
 static void test_caps_zero(void **state)
 {
     (void)state;
-    bb_t b;
-    start(&b, "  ecs_max_prefix_v4: 0\n  ecs_max_prefix_v6: 0\n");
+    start(&extra, "  ecs_max_prefix_v4: 0\n  ecs_max_prefix_v6: 0\n");
     static const setcase_t c[] = {
         {"2.2.3.0/24", "127.0.2.1", "A", US4, "2.2.3.0/24/0"},
         {"149.101.100.0/24", "127.0.1.1", "A", GB4, "149.101.100.0/24/0"},
         {"2a02:d3c0::/32", "127.0.3.1", "A", CN4, "2a02:d3c0::/32/0"},
         {"0.0.0.0/0", "127.0.1.1", "A", GB4, "0.0.0.0/0/0"},
     };
-    run_set(&b, "caps 0/0", c, sizeof(c) / sizeof(c[0]));
-    bb_stop(&b);
+    run_set(&extra, "caps 0/0", c, sizeof(c) / sizeof(c[0]));
+    bb_stop(&extra);
 }
 #endif
 
@@ -556,7 +566,6 @@ static void test_broken_databases(void **state)
         {"city_db", "no-such-file.mmdb", "cannot open"},
     };
     for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-        bb_t b;
         char text[1024];
         /* Line 5, column 12 holds the path. */
         snprintf(text, sizeof(text),
@@ -570,13 +579,13 @@ static void test_broken_databases(void **state)
                  "    soa: \"ns1 hostmaster 1 3600 600 604800 60\"\n"
                  "    ns: [ns1]\n",
                  strcmp(dbs[i].key, "city_db") == 0 ? "city_db:" : "asn_db: ", MMDB, dbs[i].file);
-        bb_prepare(&b, text);
+        bb_prepare(&extra, text);
         char out[16384], want[1024];
-        const char *check[] = {"steerdns", "check", "-c", b.config, NULL};
+        const char *check[] = {"steerdns", "check", "-c", extra.config, NULL};
         char what[200];
         snprintf(what, sizeof(what), "check with %s %s: exit status", dbs[i].key, dbs[i].file);
         BB_EXPECT_INT(what, run(out, sizeof(out), check), 1);
-        snprintf(want, sizeof(want), "%s:5:12: error: geo.%s: ", b.config, dbs[i].key);
+        snprintf(want, sizeof(want), "%s:5:12: error: geo.%s: ", extra.config, dbs[i].key);
         snprintf(what, sizeof(what), "check with %s %s: position", dbs[i].key, dbs[i].file);
         expect_contains(what, out, want);
         snprintf(want, sizeof(want), "%s/testdata/mmdb/%s", STEERDNS_SHARED, dbs[i].file);
@@ -585,12 +594,12 @@ static void test_broken_databases(void **state)
         expect_contains(what, out, dbs[i].message);
         expect_contains(what, out, ": 1 error(s)");
         /* serve refuses the same file and never says ready. */
-        const char *serve[] = {"steerdns", "serve", "-c", b.config, NULL};
+        const char *serve[] = {"steerdns", "serve", "-c", extra.config, NULL};
         snprintf(what, sizeof(what), "serve with %s %s: exit status", dbs[i].key, dbs[i].file);
         BB_EXPECT_INT(what, run(out, sizeof(out), serve), 1);
         if (strstr(out, "steerdns ready"))
             fail_msg("serve with a broken %s became ready:\n%s", dbs[i].file, out);
-        bb_stop(&b);
+        bb_stop(&extra);
     }
 }
 
@@ -598,8 +607,7 @@ static void test_broken_databases(void **state)
 static void test_broken_database_reload(void **state)
 {
     (void)state;
-    bb_t b;
-    start(&b, "");
+    start(&extra, "");
     char *text = strdup(config(""));
     char *p = strstr(text, "GeoIP2-City-Test.mmdb");
     assert_non_null(p);
@@ -607,16 +615,16 @@ static void test_broken_database_reload(void **state)
     size_t cap = strlen(text) + strlen(broken) + 1;
     char *bad = malloc(cap);
     snprintf(bad, cap, "%.*s%s%s", (int)(p - text), text, broken, p + strlen("GeoIP2-City-Test.mmdb"));
-    assert_true(bb_reload(&b, bad, false));
-    assert_true(bb_log_count(&b, broken) >= 1);
+    assert_true(bb_reload(&extra, bad, false));
+    assert_true(bb_log_count(&extra, broken) >= 1);
     bb_q_t o = {.ecs = "149.101.100.0/24"};
     res_t r;
-    ask(&b, APP, "A", &o, &r);
+    ask(&extra, APP, "A", &o, &r);
     BB_EXPECT_STR("after a refused reload: answer", r.answer, US4);
     BB_EXPECT_STR("after a refused reload: ECS", r.ecs, "149.101.100.0/24/28");
     free(bad);
     free(text);
-    bb_stop(&b);
+    bb_stop(&extra);
 }
 
 int main(void)
@@ -627,14 +635,14 @@ int main(void)
         cmocka_unit_test(test_table_ipv6_transport),
         cmocka_unit_test(test_no_edns),
         cmocka_unit_test(test_malformed_ecs),
-        cmocka_unit_test(test_ecs_off),
-        cmocka_unit_test(test_caps_full),
-        cmocka_unit_test(test_caps_short),
+        cmocka_unit_test_teardown(test_ecs_off, stop_extra),
+        cmocka_unit_test_teardown(test_caps_full, stop_extra),
+        cmocka_unit_test_teardown(test_caps_short, stop_extra),
 #ifdef STEERDNS_KNOWN_BUGS
-        cmocka_unit_test(test_caps_zero),
+        cmocka_unit_test_teardown(test_caps_zero, stop_extra),
 #endif
-        cmocka_unit_test(test_broken_databases),
-        cmocka_unit_test(test_broken_database_reload),
+        cmocka_unit_test_teardown(test_broken_databases, stop_extra),
+        cmocka_unit_test_teardown(test_broken_database_reload, stop_extra),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

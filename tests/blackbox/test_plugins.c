@@ -103,6 +103,20 @@ static const char config[] =
 
 static bb_t srv;
 
+/* A second server (or prepared folder) of one test: stopped by the
+ * teardown even when a check fails half-way, so no server outlives a
+ * failed test. */
+static bb_t extra;
+
+static int stop_extra(void **state)
+{
+    (void)state;
+    if (extra.dir[0])
+        bb_stop(&extra);
+    memset(&extra, 0, sizeof(extra));
+    return 0;
+}
+
 static long long now_ms(void)
 {
     struct timespec ts;
@@ -474,12 +488,11 @@ static int run(char *out, size_t size, const char *const *args)
  * the error count. */
 static void check_diags(const char *title, const char *text, const char *const *want, size_t n)
 {
-    bb_t b;
-    bb_prepare(&b, "server: {port: 0}\n");
-    bb_write(&b, "up", "UP\n");
-    bb_write(&b, "bad.yaml", text);
+    bb_prepare(&extra, "server: {port: 0}\n");
+    bb_write(&extra, "up", "UP\n");
+    bb_write(&extra, "bad.yaml", text);
     char path[400], out[32768];
-    snprintf(path, sizeof(path), "%s/bad.yaml", b.dir);
+    snprintf(path, sizeof(path), "%s/bad.yaml", extra.dir);
     const char *args[] = {"steerdns", "check", "-c", path, NULL};
     char w[200];
     snprintf(w, sizeof(w), "%s: exit status of check", title);
@@ -502,7 +515,7 @@ static void check_diags(const char *title, const char *text, const char *const *
     snprintf(tail, sizeof(tail), ": %zu error(s)\n", n);
     if (strstr(out, tail) == NULL)
         fail_msg("%s: expected '%s' in\n%s", title, tail, out);
-    bb_stop(&b);
+    bb_stop(&extra);
 }
 
 static void test_check_plugin_errors(void **state)
@@ -644,32 +657,31 @@ static void expect_answer(const bb_t *b, const char *name, const char *want, int
 static void test_reload(void **state)
 {
     (void)state;
-    bb_t b;
-    bb_prepare(&b, reload_config("192.0.2.1: 1", "primary, backup", "60s"));
-    bb_write(&b, "up", "UP\n");
-    bb_launch(&b);
-    expect_answer(&b, "img.example.test.", "192.0.2.1", 300, "before reload");
-    expect_answer(&b, "api.example.test.", "10.1.0.1", 30, "before reload");
-    expect_answer(&b, "www.example.test.", "192.0.2.10", 60, "before reload");
+    bb_prepare(&extra, reload_config("192.0.2.1: 1", "primary, backup", "60s"));
+    bb_write(&extra, "up", "UP\n");
+    bb_launch(&extra);
+    expect_answer(&extra, "img.example.test.", "192.0.2.1", 300, "before reload");
+    expect_answer(&extra, "api.example.test.", "10.1.0.1", 30, "before reload");
+    expect_answer(&extra, "www.example.test.", "192.0.2.10", 60, "before reload");
 
-    assert_true(bb_reload(&b, reload_config("192.0.2.2: 1", "backup, primary", "10s"), true));
-    expect_answer(&b, "img.example.test.", "192.0.2.2", 300, "after a good reload");
-    expect_answer(&b, "api.example.test.", "10.2.0.1, 10.2.0.2", 30, "after a good reload");
-    expect_answer(&b, "www.example.test.", "192.0.2.10", 10, "after a good reload");
+    assert_true(bb_reload(&extra, reload_config("192.0.2.2: 1", "backup, primary", "10s"), true));
+    expect_answer(&extra, "img.example.test.", "192.0.2.2", 300, "after a good reload");
+    expect_answer(&extra, "api.example.test.", "10.2.0.1, 10.2.0.2", 30, "after a good reload");
+    expect_answer(&extra, "www.example.test.", "192.0.2.10", 10, "after a good reload");
 
     /* Bad plugin configurations are refused; the old answers stay. */
-    assert_true(bb_reload(&b, reload_config("192.0.2.3: 1", "backup, nope", "10s"), false));
-    assert_true(bb_log_count(&b, "unknown cluster 'nope'") >= 1);
-    expect_answer(&b, "img.example.test.", "192.0.2.2", 300, "after a refused reload");
-    expect_answer(&b, "api.example.test.", "10.2.0.1, 10.2.0.2", 30, "after a refused reload");
-    assert_true(bb_reload(&b, reload_config("192.0.2.3: 1, 192.0.2.03: 2", "backup", "10s"), false));
-    expect_answer(&b, "img.example.test.", "192.0.2.2", 300, "after a second refused reload");
+    assert_true(bb_reload(&extra, reload_config("192.0.2.3: 1", "backup, nope", "10s"), false));
+    assert_true(bb_log_count(&extra, "unknown cluster 'nope'") >= 1);
+    expect_answer(&extra, "img.example.test.", "192.0.2.2", 300, "after a refused reload");
+    expect_answer(&extra, "api.example.test.", "10.2.0.1, 10.2.0.2", 30, "after a refused reload");
+    assert_true(bb_reload(&extra, reload_config("192.0.2.3: 1, 192.0.2.03: 2", "backup", "10s"), false));
+    expect_answer(&extra, "img.example.test.", "192.0.2.2", 300, "after a second refused reload");
 
     /* The next good one applies. */
-    assert_true(bb_reload(&b, reload_config("192.0.2.4: 7", "primary", "10s"), true));
-    expect_answer(&b, "img.example.test.", "192.0.2.4", 300, "after the next good reload");
-    expect_answer(&b, "api.example.test.", "10.1.0.1", 30, "after the next good reload");
-    bb_stop(&b);
+    assert_true(bb_reload(&extra, reload_config("192.0.2.4: 7", "primary", "10s"), true));
+    expect_answer(&extra, "img.example.test.", "192.0.2.4", 300, "after the next good reload");
+    expect_answer(&extra, "api.example.test.", "10.1.0.1", 30, "after the next good reload");
+    bb_stop(&extra);
 }
 
 #ifdef STEERDNS_KNOWN_BUGS
@@ -679,20 +691,19 @@ static void test_reload(void **state)
 static void test_named_static(void **state)
 {
     (void)state;
-    bb_t b;
-    bb_prepare(&b, "server: {listen: [127.0.0.1], port: 0, workers: 1}\n"
+    bb_prepare(&extra, "server: {listen: [127.0.0.1], port: 0, workers: 1}\n"
                    "resolvers: {static: {st1: [192.0.2.10]}}\n" ZONE_HEAD
                    "      a: {static: st1}\n"
                    "      b: {static: 192.0.2.11}\n");
     char out[8192];
-    const char *args[] = {"steerdns", "check", "-c", b.config, NULL};
+    const char *args[] = {"steerdns", "check", "-c", extra.config, NULL};
     int rc = run(out, sizeof(out), args);
     if (rc != 0)
         fail_msg("a named static instance: check exit %d, expected 0:\n%s", rc, out);
-    bb_launch(&b);
-    expect_answer(&b, "a.example.test.", "192.0.2.10", 300, "named static");
-    expect_answer(&b, "b.example.test.", "192.0.2.11", 300, "inline static");
-    bb_stop(&b);
+    bb_launch(&extra);
+    expect_answer(&extra, "a.example.test.", "192.0.2.10", 300, "named static");
+    expect_answer(&extra, "b.example.test.", "192.0.2.11", 300, "inline static");
+    bb_stop(&extra);
 }
 #endif
 
@@ -702,12 +713,12 @@ int main(void)
         cmocka_unit_test(test_weighted),
         cmocka_unit_test(test_failover),
         cmocka_unit_test(test_static_and_names),
-        cmocka_unit_test(test_check_plugin_errors),
-        cmocka_unit_test(test_check_zone_errors),
-        cmocka_unit_test(test_check_no_clusters),
-        cmocka_unit_test(test_reload),
+        cmocka_unit_test_teardown(test_check_plugin_errors, stop_extra),
+        cmocka_unit_test_teardown(test_check_zone_errors, stop_extra),
+        cmocka_unit_test_teardown(test_check_no_clusters, stop_extra),
+        cmocka_unit_test_teardown(test_reload, stop_extra),
 #ifdef STEERDNS_KNOWN_BUGS
-        cmocka_unit_test(test_named_static),
+        cmocka_unit_test_teardown(test_named_static, stop_extra),
 #endif
     };
     return cmocka_run_group_tests(tests, setup, teardown);
