@@ -5,10 +5,8 @@
 
 #include <stdarg.h>
 
-void trace_printf(const trace_t *t, const char *fmt, ...)
+void trace_emitf(const trace_t *t, const char *fmt, ...)
 {
-    if (!trace_on(t))
-        return;
     char line[1024];
     va_list ap;
     va_start(ap, fmt);

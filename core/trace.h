@@ -18,16 +18,24 @@ typedef struct trace {
     void *ctx;
 } trace_t;
 
-/* Format one line (at most 1023 bytes, no allocation) and emit it.  A NULL
- * trace does nothing. */
-void trace_printf(const trace_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 /* True when t would print anything (so callers can skip expensive
  * formatting). */
 static inline int trace_on(const trace_t *t)
 {
     return t != NULL && t->emit != NULL;
 }
+
+/* Format one line (at most 1023 bytes, no allocation) and emit it. */
+void trace_emitf(const trace_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* trace_emitf when t is on; with a NULL trace (the query path) the
+ * arguments are not even evaluated. */
+#define trace_printf(t, ...)                                                                     \
+    do {                                                                                          \
+        const trace_t *trace__t = (t);                                                            \
+        if (trace_on(trace__t))                                                                   \
+            trace_emitf(trace__t, __VA_ARGS__);                                                   \
+    } while (0)
 
 /* A trace that writes each line plus '\n' to a FILE *. */
 void trace_emit_file(void *file, const char *line);
