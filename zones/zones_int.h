@@ -21,6 +21,11 @@ struct zones {
     size_t nnodes;
     zones__slot_t *apex_table; /* item: zones_zone_t */
     uint32_t apex_mask;
+    /* Every name that a lookup would find as an exact match (in the
+     * deepest zone holding it, not at or below a zone cut): the common case
+     * of a query is then one probe (item: zones_node_t). */
+    zones__slot_t *exact_table;
+    uint32_t exact_mask;
 };
 
 /* A record collected while loading, before nodes are built. */
