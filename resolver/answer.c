@@ -717,11 +717,14 @@ static size_t respond_plugin(const answer_env_t *env, const uint8_t *pkt, answer
     pq.node = m->node;
     pq.rng = &t->rng;
     pq.now_ms = 0;
-    bool use_ecs = q->ecs && env->ecs && q->ecs_source > 0;
-    unsigned cap = 0;
+    /* A cap of 0 uses no bit of the ECS address: classify like a query
+     * with SOURCE PREFIX-LENGTH 0, by the resolver's address, scope 0
+     * (RFC 7871 section 7.1.2). */
+    unsigned cap = q->ecs_family == 1 ? env->ecs_max_v4 : env->ecs_max_v6;
+    bool use_ecs = q->ecs && env->ecs && q->ecs_source > 0 && cap > 0;
+    pq.zone_carrier = env->zone_carrier ? env->zone_carrier[m->zone->index] : GEO_NONE;
     if (use_ecs) {
         pq.client.family = q->ecs_family == 1 ? 4 : 6;
-        cap = pq.client.family == 4 ? env->ecs_max_v4 : env->ecs_max_v6;
         pq.client.bits = (uint8_t)(q->ecs_source < cap ? q->ecs_source : cap);
         memcpy(pq.client.addr, q->ecs_addr, 16);
         netaddr_mask(pq.client.addr, pq.client.family, pq.client.bits);

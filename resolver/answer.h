@@ -108,6 +108,7 @@ typedef struct answer_env {
     uint16_t max_udp_payload; /* our EDNS payload size (RFC 6891), e.g. 1232 */
     bool ecs;                 /* honour and echo EDNS Client Subnet */
     uint8_t ecs_max_v4, ecs_max_v6;
+    const uint16_t *zone_carrier; /* carrier id a delegated zone declares, by zone index */
 } answer_env_t;
 
 /* Where a query came from. */

@@ -68,10 +68,14 @@ int explain_query(const snap_t *s, const char *client, const char *name, const c
         p += 2;
     }
     answer_client_t ac = {.addr = c, .tcp = true};
-    if (ecs) {
+    ac.addr.bits = (uint8_t)netaddr_maxbits(c.family);
+    if (ecs && s->env.ecs) {
         /* The resolver's own address does not matter with ECS; show a
          * documentation address. */
         netaddr_parse("192.0.2.1", &ac.addr);
+    } else if (ecs) {
+        trace_printf(t, "note: server.ecs is false: ECS is ignored, so %s stands for the resolver's source address",
+                     client);
     }
     char cs[NETADDR_STRLEN];
     netaddr_format(&c, ecs, cs, sizeof(cs));

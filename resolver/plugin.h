@@ -74,7 +74,8 @@ typedef struct plugin_query {
     netaddr_t client;  /* ECS address (masked to the bits used) or the source address */
     bool ecs;          /* client came from an ECS option with SOURCE > 0 */
     uint16_t qtype;    /* ZONES_TYPE_A or ZONES_TYPE_AAAA */
-    const zones_zone_t *zone; /* the zone of the name (a delegated zone may name a carrier) */
+    const zones_zone_t *zone; /* the zone of the name */
+    uint16_t zone_carrier;    /* the carrier the zone declares (`carrier:`), or GEO_NONE */
     const zones_node_t *node; /* the name */
     uint64_t *rng;     /* the worker's random state (xorshift64*), never 0 */
     uint64_t now_ms;   /* health_clock_ms() of the batch */

@@ -224,9 +224,14 @@ static void map_carriers(snap_t *s, diag_list_t *d)
         }
         s->cluster_carrier[i] = (uint16_t)id;
     }
-    for (size_t z = 0; s->zones && z < zones_count(s->zones); z++) {
+    size_t nz = s->zones ? zones_count(s->zones) : 0;
+    uint16_t *zc = arena_calloc(s->arena, nz ? nz : 1, sizeof(uint16_t));
+    s->env.zone_carrier = zc;
+    for (size_t z = 0; z < nz; z++) {
         const zones_zone_t *zz = zones_get(s->zones, z);
-        if (zz->carrier && geo_carrier_find(s->geo, zz->carrier) < 0) {
+        int id = zz->carrier ? geo_carrier_find(s->geo, zz->carrier) : -1;
+        zc[z] = id >= 0 ? (uint16_t)id : GEO_NONE;
+        if (zz->carrier && id < 0) {
             char known[512];
             carrier_list(s->geo, known, sizeof(known));
             yconf_error(d, zz->carrier_node, "zone carrier: unknown carrier '%s' (known: %s)",
@@ -289,7 +294,15 @@ static void plugin_visit(void *ctx, const zones_node_t *n)
         return;
     }
     const plugin_inst_t *pi = NULL;
-    bool by_name = v->kind == YCONF_SCALAR && !yconf_is_null(v) && strcmp(desc->name, "static") != 0;
+    bool by_name = v->kind == YCONF_SCALAR && !yconf_is_null(v);
+    if (by_name && strcmp(desc->name, "static") == 0) {
+        /* static's short form is an address: a scalar names an instance
+         * only when resolvers.static.NAME is defined. */
+        by_name = false;
+        for (size_t i = 0; i < w->nn && !by_name; i++)
+            by_name = strcmp(w->named[i].plugin, "static") == 0 &&
+                      strcmp(w->named[i].name, v->u.scalar.str) == 0;
+    }
     if (by_name) {
         bool found = false;
         for (size_t i = 0; i < w->nn && !found; i++)

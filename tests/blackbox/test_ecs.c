@@ -492,8 +492,7 @@ static void test_caps_short(void **state)
     bb_stop(&extra);
 }
 
-#ifdef STEERDNS_KNOWN_BUGS
-/* Known bug (resolver/answer.c, respond_plugin): with a cap of 0 no bit of
+/* Regression (resolver/answer.c, respond_plugin): with a cap of 0 no bit of
  * the ECS address is used, yet the query is classified as the address
  * 0.0.0.0/0 instead of by the resolver's source address, so every client
  * lands in the default region.  Expected: the same as SOURCE
@@ -512,7 +511,6 @@ static void test_caps_zero(void **state)
     run_set(&extra, "caps 0/0", c, sizeof(c) / sizeof(c[0]));
     bb_stop(&extra);
 }
-#endif
 
 /* ---- broken databases ---- */
 
@@ -638,9 +636,7 @@ int main(void)
         cmocka_unit_test_teardown(test_ecs_off, stop_extra),
         cmocka_unit_test_teardown(test_caps_full, stop_extra),
         cmocka_unit_test_teardown(test_caps_short, stop_extra),
-#ifdef STEERDNS_KNOWN_BUGS
         cmocka_unit_test_teardown(test_caps_zero, stop_extra),
-#endif
         cmocka_unit_test_teardown(test_broken_databases, stop_extra),
         cmocka_unit_test_teardown(test_broken_database_reload, stop_extra),
     };

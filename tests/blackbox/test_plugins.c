@@ -684,8 +684,7 @@ static void test_reload(void **state)
     bb_stop(&extra);
 }
 
-#ifdef STEERDNS_KNOWN_BUGS
-/* Known bug (resolver/snap.c): `resolvers.static.NAME` is accepted by
+/* Regression (resolver/snap.c): `resolvers.static.NAME` was accepted by
  * check, but `{static: NAME}` is read as an inline address, so a named
  * static instance can never be used. */
 static void test_named_static(void **state)
@@ -705,7 +704,6 @@ static void test_named_static(void **state)
     expect_answer(&extra, "b.example.test.", "192.0.2.11", 300, "inline static");
     bb_stop(&extra);
 }
-#endif
 
 int main(void)
 {
@@ -717,9 +715,7 @@ int main(void)
         cmocka_unit_test_teardown(test_check_zone_errors, stop_extra),
         cmocka_unit_test_teardown(test_check_no_clusters, stop_extra),
         cmocka_unit_test_teardown(test_reload, stop_extra),
-#ifdef STEERDNS_KNOWN_BUGS
         cmocka_unit_test_teardown(test_named_static, stop_extra),
-#endif
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
