@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,11 +35,66 @@
 #define READY_DEADLINE_MS 20000
 #define STOP_DEADLINE_MS 20000
 
-static long long now_ms(void)
+long long bb_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int bb_run(char *out, size_t size, const char *const *args)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        fail_msg("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        close(pfd[1]);
+        execv(STEERDNS_BIN, (char *const *)args);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < size && (r = read(pfd[0], out + n, size - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void bb_control(const bb_t *b, const char *cmd, char *out, size_t size)
+{
+    out[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%.90s/ctl.sock", b->dir);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        snprintf(out, size, "(control socket: %s)", strerror(errno));
+        return;
+    }
+    char line[512];
+    snprintf(line, sizeof(line), "%s\n", cmd);
+    if (write(fd, line, strlen(line)) < 0)
+        fail_msg("control write: %s", strerror(errno));
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < size && (r = read(fd, out + n, size - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(fd);
+}
+
+void bb_expect_contains(const char *what, const char *text, const char *needle)
+{
+    if (strstr(text, needle) == NULL)
+        fail_msg("%s: expected to find\n  %s\nin\n%s", what, needle, text);
 }
 
 static char *read_file(const char *path)
@@ -160,9 +216,9 @@ void bb_launch(bb_t *b)
     b->out_fd = out[0];
     char line[512];
     size_t len = 0;
-    long long deadline = now_ms() + READY_DEADLINE_MS;
+    long long deadline = bb_now_ms() + READY_DEADLINE_MS;
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - bb_now_ms();
         if (left <= 0) {
             dump_log(b);
             kill(pid, SIGKILL);
@@ -209,10 +265,10 @@ void bb_stop(bb_t *b)
 {
     if (b->pid > 0) {
         kill(b->pid, SIGTERM);
-        long long deadline = now_ms() + STOP_DEADLINE_MS;
+        long long deadline = bb_now_ms() + STOP_DEADLINE_MS;
         int st = 0;
         pid_t r;
-        while ((r = waitpid(b->pid, &st, WNOHANG)) == 0 && now_ms() < deadline) {
+        while ((r = waitpid(b->pid, &st, WNOHANG)) == 0 && bb_now_ms() < deadline) {
             struct timespec ts = {0, 5 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
@@ -248,8 +304,8 @@ int bb_log_count(const bb_t *b, const char *needle)
 
 bool bb_log_wait(const bb_t *b, const char *needle, int n, int deadline_ms)
 {
-    long long deadline = now_ms() + deadline_ms;
-    while (now_ms() < deadline) {
+    long long deadline = bb_now_ms() + deadline_ms;
+    while (bb_now_ms() < deadline) {
         if (bb_log_count(b, needle) >= n)
             return true;
         struct timespec ts = {0, 5 * 1000 * 1000};
@@ -264,8 +320,8 @@ bool bb_reload(bb_t *b, const char *config_text, bool want_ok)
     int bad0 = bb_log_count(b, "failed with");
     bb_write(b, "steerdns.yaml", config_text);
     kill(b->pid, SIGHUP);
-    long long deadline = now_ms() + READY_DEADLINE_MS;
-    while (now_ms() < deadline) {
+    long long deadline = bb_now_ms() + READY_DEADLINE_MS;
+    while (bb_now_ms() < deadline) {
         int ok = bb_log_count(b, "info: reloaded ") - ok0;
         int bad = bb_log_count(b, "failed with") - bad0;
         if (ok > 0 || bad > 0) {
@@ -450,7 +506,7 @@ static bool read_full(int fd, uint8_t *buf, size_t n, long long deadline)
 {
     size_t got = 0;
     while (got < n) {
-        long long left = deadline - now_ms();
+        long long left = deadline - bb_now_ms();
         if (left <= 0)
             return false;
         struct pollfd pfd = {fd, POLLIN, 0};
@@ -466,7 +522,7 @@ static bool read_full(int fd, uint8_t *buf, size_t n, long long deadline)
 
 int bb_tcp_recv(int fd, uint8_t *buf, size_t size, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = bb_now_ms() + timeout_ms;
     uint8_t l[2];
     if (!read_full(fd, l, 2, deadline))
         return -1;

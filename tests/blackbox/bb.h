@@ -85,6 +85,20 @@ int bb_tcp_connect(const bb_t *b);
 bool bb_tcp_send(int fd, const void *msg, size_t len);
 int bb_tcp_recv(int fd, uint8_t *buf, size_t size, int timeout_ms);
 
+/* Run the steerdns binary with args (args[0] is the program name); capture
+ * stdout and stderr into out; return the exit status (-1 on a signal). */
+int bb_run(char *out, size_t size, const char *const *args);
+
+/* Send one command line to the server's control socket (the config must
+ * set `control: @DIR@/ctl.sock`) and read the reply into out. */
+void bb_control(const bb_t *b, const char *cmd, char *out, size_t size);
+
+/* Monotonic milliseconds, for deadlines. */
+long long bb_now_ms(void);
+
+/* Fail, printing both, unless text contains needle. */
+void bb_expect_contains(const char *what, const char *text, const char *needle);
+
 /* Answer helpers. */
 const char *bb_rcode(const ldns_pkt *p);
 /* The answer section's RDATA as one string "a b c" (presentation of each

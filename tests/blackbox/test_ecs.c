@@ -514,38 +514,6 @@ static void test_caps_zero(void **state)
 
 /* ---- broken databases ---- */
 
-static int run(char *out, size_t size, const char *const *args)
-{
-    int pfd[2];
-    if (pipe(pfd) != 0)
-        fail_msg("pipe");
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        dup2(pfd[1], 2);
-        close(pfd[0]);
-        close(pfd[1]);
-        execv(STEERDNS_BIN, (char *const *)args);
-        _exit(127);
-    }
-    close(pfd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < size && (r = read(pfd[0], out + n, size - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(pfd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void expect_contains(const char *what, const char *text, const char *needle)
-{
-    if (strstr(text, needle) == NULL)
-        fail_msg("%s: expected to find\n  %s\nin\n%s", what, needle, text);
-}
-
 static void test_broken_databases(void **state)
 {
     (void)state;
@@ -582,19 +550,19 @@ static void test_broken_databases(void **state)
         const char *check[] = {"steerdns", "check", "-c", extra.config, NULL};
         char what[200];
         snprintf(what, sizeof(what), "check with %s %s: exit status", dbs[i].key, dbs[i].file);
-        BB_EXPECT_INT(what, run(out, sizeof(out), check), 1);
+        BB_EXPECT_INT(what, bb_run(out, sizeof(out), check), 1);
         snprintf(want, sizeof(want), "%s:5:12: error: geo.%s: ", extra.config, dbs[i].key);
         snprintf(what, sizeof(what), "check with %s %s: position", dbs[i].key, dbs[i].file);
-        expect_contains(what, out, want);
+        bb_expect_contains(what, out, want);
         snprintf(want, sizeof(want), "%s/testdata/mmdb/%s", STEERDNS_SHARED, dbs[i].file);
         snprintf(what, sizeof(what), "check with %s %s: names the file", dbs[i].key, dbs[i].file);
-        expect_contains(what, out, want);
-        expect_contains(what, out, dbs[i].message);
-        expect_contains(what, out, ": 1 error(s)");
+        bb_expect_contains(what, out, want);
+        bb_expect_contains(what, out, dbs[i].message);
+        bb_expect_contains(what, out, ": 1 error(s)");
         /* serve refuses the same file and never says ready. */
         const char *serve[] = {"steerdns", "serve", "-c", extra.config, NULL};
         snprintf(what, sizeof(what), "serve with %s %s: exit status", dbs[i].key, dbs[i].file);
-        BB_EXPECT_INT(what, run(out, sizeof(out), serve), 1);
+        BB_EXPECT_INT(what, bb_run(out, sizeof(out), serve), 1);
         if (strstr(out, "steerdns ready"))
             fail_msg("serve with a broken %s became ready:\n%s", dbs[i].file, out);
         bb_stop(&extra);

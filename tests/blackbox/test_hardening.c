@@ -91,7 +91,7 @@ static void test_rrl(void **state)
 {
     (void)state;
     bb_t b;
-    bb_start(&b, HEAD "  control: @DIR@/control.sock\n"
+    bb_start(&b, HEAD "  control: @DIR@/ctl.sock\n"
                       "  rrl: {rate: 5, window: 2s, slip: 2}\n" ZONE);
     flood_t f = flood(&b, "127.0.0.1", "www.example.test.", 60);
     /* 5 per second (plus at most one more second's credit if the flood
@@ -114,12 +114,8 @@ static void test_rrl(void **state)
         ldns_pkt_free(p);
     }
     /* The counters say so. */
-    char cmd[600], out[8192];
-    snprintf(cmd, sizeof(cmd), "%s status --control %s/control.sock", STEERDNS_BIN, b.dir);
-    FILE *pf = popen(cmd, "r");
-    size_t n = fread(out, 1, sizeof(out) - 1, pf);
-    out[n] = '\0';
-    pclose(pf);
+    char out[8192];
+    bb_control(&b, "status", out, sizeof(out));
     char want[64];
     snprintf(want, sizeof(want), "slipped=%d", f.slipped);
     if (strstr(out, "rrl rate=5/s") == NULL || strstr(out, want) == NULL)
@@ -171,7 +167,7 @@ static void test_slow_readers(void **state)
 {
     (void)state;
     bb_t b;
-    bb_start(&b, HEAD "  control: @DIR@/control.sock\n"
+    bb_start(&b, HEAD "  control: @DIR@/ctl.sock\n"
                       "  tcp: {max_connections: 200, idle_timeout: 30s}\n" ZONE);
     long rss0 = rss_kb(b.pid);
     /* 80 clients each pipeline 300 queries with 1.7 KB answers and never
@@ -208,12 +204,8 @@ static void test_slow_readers(void **state)
         fail_msg("RSS grew by %ld kB with slow readers (from %ld to %ld)", rss1 - rss0, rss0, rss1);
     /* ... and once the 64 parked buffers are taken, further slow readers
      * lose their connection. */
-    char cmd[600], out[8192];
-    snprintf(cmd, sizeof(cmd), "%s status --control %s/control.sock", STEERDNS_BIN, b.dir);
-    FILE *pf = popen(cmd, "r");
-    size_t n = fread(out, 1, sizeof(out) - 1, pf);
-    out[n] = '\0';
-    pclose(pf);
+    char out[8192];
+    bb_control(&b, "status", out, sizeof(out));
     const char *cs = strstr(out, "closed_slow=");
     if (cs == NULL || atoi(cs + strlen("closed_slow=")) < NC - 64)
         fail_msg("expected at least %d slow readers closed:\n%s", NC - 64, out);

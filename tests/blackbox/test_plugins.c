@@ -117,13 +117,6 @@ static int stop_extra(void **state)
     return 0;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -143,38 +136,15 @@ static int teardown(void **state)
 
 /* ---- states through the admin file ---- */
 
-static void ctl(const bb_t *b, const char *cmd, char *out, size_t size)
-{
-    out[0] = '\0';
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%.90s/ctl.sock", b->dir);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        snprintf(out, size, "(control socket: %s)", strerror(errno));
-        return;
-    }
-    char line[256];
-    snprintf(line, sizeof(line), "%s\n", cmd);
-    if (write(fd, line, strlen(line)) < 0)
-        fail_msg("control write: %s", strerror(errno));
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < size && (r = read(fd, out + n, size - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(fd);
-}
-
 /* Write the admin file and wait until every cluster shows the state it
  * forces: `want` lists the three states in cluster order. */
 static void set_states(const char *admin, const char *const want[NCL])
 {
     bb_write(&srv, "admin.txt", admin);
     static char st[65536];
-    long long deadline = now_ms() + STATE_DEADLINE_MS;
+    long long deadline = bb_now_ms() + STATE_DEADLINE_MS;
     for (;;) {
-        ctl(&srv, "status", st, sizeof(st));
+        bb_control(&srv, "status", st, sizeof(st));
         bool all = true;
         for (int i = 0; i < NCL && all; i++) {
             char key[80];
@@ -183,7 +153,7 @@ static void set_states(const char *admin, const char *const want[NCL])
         }
         if (all)
             return;
-        if (now_ms() > deadline)
+        if (bb_now_ms() > deadline)
             fail_msg("states %s/%s/%s not reached within %d ms for admin file:\n%s\nstatus:\n%s",
                      want[0], want[1], want[2], STATE_DEADLINE_MS, admin, st);
         struct timespec ts = {0, 10 * 1000 * 1000};
@@ -457,32 +427,6 @@ static void test_static_and_names(void **state)
 
 /* ---- steerdns check ---- */
 
-static int run(char *out, size_t size, const char *const *args)
-{
-    int pfd[2];
-    if (pipe(pfd) != 0)
-        fail_msg("pipe");
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        dup2(pfd[1], 2);
-        close(pfd[0]);
-        close(pfd[1]);
-        execv(STEERDNS_BIN, (char *const *)args);
-        _exit(127);
-    }
-    close(pfd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < size && (r = read(pfd[0], out + n, size - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(pfd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* Check `text` (written as bad.yaml) and compare every diagnostic line
  * with `want` (lines "LINE:COLUMN: error: message", in any order), and
  * the error count. */
@@ -496,7 +440,7 @@ static void check_diags(const char *title, const char *text, const char *const *
     const char *args[] = {"steerdns", "check", "-c", path, NULL};
     char w[200];
     snprintf(w, sizeof(w), "%s: exit status of check", title);
-    BB_EXPECT_INT(w, run(out, sizeof(out), args), 1);
+    BB_EXPECT_INT(w, bb_run(out, sizeof(out), args), 1);
     size_t found = 0;
     for (size_t i = 0; i < n; i++) {
         char line[1200];
@@ -696,7 +640,7 @@ static void test_named_static(void **state)
                    "      b: {static: 192.0.2.11}\n");
     char out[8192];
     const char *args[] = {"steerdns", "check", "-c", extra.config, NULL};
-    int rc = run(out, sizeof(out), args);
+    int rc = bb_run(out, sizeof(out), args);
     if (rc != 0)
         fail_msg("a named static instance: check exit %d, expected 0:\n%s", rc, out);
     bb_launch(&extra);

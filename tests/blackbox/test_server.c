@@ -54,20 +54,13 @@ static char *www(const bb_t *b)
     return out;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* True when the server closed fd within ms. */
 static bool closed_within(int fd, int ms)
 {
-    long long deadline = now_ms() + ms;
-    while (now_ms() < deadline) {
+    long long deadline = bb_now_ms() + ms;
+    while (bb_now_ms() < deadline) {
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, (int)(deadline - now_ms())) > 0) {
+        if (poll(&p, 1, (int)(deadline - bb_now_ms())) > 0) {
             char c;
             ssize_t r = recv(fd, &c, 1, 0);
             if (r == 0 || (r < 0 && errno == ECONNRESET))
@@ -83,9 +76,9 @@ static void test_tcp_idle_timeout(void **state)
     bb_t b;
     bb_start(&b, zone_v(10));
     int fd = bb_tcp_connect(&b);
-    long long t0 = now_ms();
+    long long t0 = bb_now_ms();
     assert_true(closed_within(fd, 5000));
-    long long took = now_ms() - t0;
+    long long took = bb_now_ms() - t0;
     if (took < 250)
         fail_msg("idle connection closed after %lld ms, before the 300 ms timeout", took);
     close(fd);
@@ -123,8 +116,8 @@ static void test_tcp_connection_cap(void **state)
     /* Closing one frees its slot. */
     close(fds[0]);
     bool served = false;
-    long long deadline = now_ms() + 3000;
-    while (!served && now_ms() < deadline) {
+    long long deadline = bb_now_ms() + 3000;
+    while (!served && bb_now_ms() < deadline) {
         int fd = bb_tcp_connect(&b);
         uint8_t q[512], a[4096];
         size_t l = bb_build("www.example.test.", "A", NULL, q, sizeof(q));
@@ -157,39 +150,6 @@ static void test_reload(void **state)
     bb_stop(&b);
 }
 
-/* Run the binary with args; capture stdout+stderr; return exit status. */
-static int run(char *out, size_t size, const char *const *args)
-{
-    int pfd[2];
-    if (pipe(pfd) != 0)
-        fail_msg("pipe");
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        dup2(pfd[1], 2);
-        close(pfd[0]);
-        close(pfd[1]);
-        execv(STEERDNS_BIN, (char *const *)args);
-        _exit(127);
-    }
-    close(pfd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < size && (r = read(pfd[0], out + n, size - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(pfd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void expect_contains(const char *what, const char *text, const char *needle)
-{
-    if (strstr(text, needle) == NULL)
-        fail_msg("%s: expected to find\n  %s\nin\n%s", what, needle, text);
-}
-
 static void test_check(void **state)
 {
     (void)state;
@@ -197,8 +157,8 @@ static void test_check(void **state)
     bb_prepare(&b, zone_v(1));
     char out[16384];
     const char *good[] = {"steerdns", "check", "-c", b.config, NULL};
-    BB_EXPECT_INT("check good: exit", run(out, sizeof(out), good), 0);
-    expect_contains("check good", out, ": ok (1 zone(s)");
+    BB_EXPECT_INT("check good: exit", bb_run(out, sizeof(out), good), 0);
+    bb_expect_contains("check good", out, ": ok (1 zone(s)");
 
     /* Every error, each with its file:line:column. */
     bb_write(&b, "bad.yaml",
@@ -220,30 +180,30 @@ static void test_check(void **state)
     char path[400];
     snprintf(path, sizeof(path), "%s/bad.yaml", b.dir);
     const char *bad[] = {"steerdns", "check", "-c", path, NULL};
-    BB_EXPECT_INT("check bad: exit", run(out, sizeof(out), bad), 1);
+    BB_EXPECT_INT("check bad: exit", bb_run(out, sizeof(out), bad), 1);
     char want[600];
     snprintf(want, sizeof(want), "%s:2:9: error: server.port: value '99999' out of range [0, 65535]", path);
-    expect_contains("port range", out, want);
+    bb_expect_contains("port range", out, want);
     snprintf(want, sizeof(want), "%s:3:3: error: server: unknown key 'colour'", path);
-    expect_contains("unknown key", out, want);
+    bb_expect_contains("unknown key", out, want);
     snprintf(want, sizeof(want), "%s:9:13: error: record 'A 192.0.2.300':", path);
-    expect_contains("bad A record", out, want);
+    bb_expect_contains("bad A record", out, want);
     snprintf(want, sizeof(want), "%s:10:15: error: 'alias.example.test.' has a CNAME and other data", path);
-    expect_contains("CNAME and other data", out, want);
+    bb_expect_contains("CNAME and other data", out, want);
     snprintf(want, sizeof(want), "%s:11:7: error: zones[\"example.test\"].records: owner 'out.example.org.' is outside zone 'example.test.'", path);
-    expect_contains("out of zone", out, want);
+    bb_expect_contains("out of zone", out, want);
     snprintf(want, sizeof(want), "%s:13:13: error: zone 'example.test.' is defined twice", path);
-    expect_contains("duplicate zone", out, want);
+    bb_expect_contains("duplicate zone", out, want);
 
     /* serve refuses a bad file and never says ready. */
     const char *serve_bad[] = {"steerdns", "serve", "-c", path, NULL};
-    BB_EXPECT_INT("serve bad: exit", run(out, sizeof(out), serve_bad), 1);
+    BB_EXPECT_INT("serve bad: exit", bb_run(out, sizeof(out), serve_bad), 1);
     if (strstr(out, "ready"))
         fail_msg("serve printed ready for an invalid file:\n%s", out);
 
     const char *missing[] = {"steerdns", "check", "-c", "/nonexistent/x.yaml", NULL};
-    BB_EXPECT_INT("check missing file: exit", run(out, sizeof(out), missing), 1);
-    expect_contains("missing file", out, "/nonexistent/x.yaml: error: cannot open");
+    BB_EXPECT_INT("check missing file: exit", bb_run(out, sizeof(out), missing), 1);
+    bb_expect_contains("missing file", out, "/nonexistent/x.yaml: error: cannot open");
     bb_stop(&b);
 }
 
@@ -252,13 +212,13 @@ static void test_help_version(void **state)
     (void)state;
     char out[4096];
     const char *v[] = {"steerdns", "--version", NULL};
-    BB_EXPECT_INT("--version exit", run(out, sizeof(out), v), 0);
-    expect_contains("--version", out, "steerdns ");
+    BB_EXPECT_INT("--version exit", bb_run(out, sizeof(out), v), 0);
+    bb_expect_contains("--version", out, "steerdns ");
     const char *h[] = {"steerdns", "--help", NULL};
-    BB_EXPECT_INT("--help exit", run(out, sizeof(out), h), 0);
-    expect_contains("--help", out, "serve -c FILE");
+    BB_EXPECT_INT("--help exit", bb_run(out, sizeof(out), h), 0);
+    bb_expect_contains("--help", out, "serve -c FILE");
     const char *x[] = {"steerdns", "frobnicate", NULL};
-    BB_EXPECT_INT("unknown command exit", run(out, sizeof(out), x), 2);
+    BB_EXPECT_INT("unknown command exit", bb_run(out, sizeof(out), x), 2);
 }
 
 static void test_import_and_include(void **state)
@@ -320,12 +280,12 @@ static void test_import_and_include(void **state)
              "bad2 IN BOGUSTYPE foo\n");
     char out[8192];
     const char *args[] = {"steerdns", "check", "-c", b.config, NULL};
-    BB_EXPECT_INT("check broken master file: exit", run(out, sizeof(out), args), 1);
+    BB_EXPECT_INT("check broken master file: exit", bb_run(out, sizeof(out), args), 1);
     char want[400];
     snprintf(want, sizeof(want), "%s/broken.zone:5:1: error:", b.dir);
-    expect_contains("bad A in master file", out, want);
+    bb_expect_contains("bad A in master file", out, want);
     snprintf(want, sizeof(want), "%s/broken.zone:7:1: error:", b.dir);
-    expect_contains("bad type in master file", out, want);
+    bb_expect_contains("bad type in master file", out, want);
     bb_stop(&b);
 }
 

@@ -219,36 +219,6 @@ static void base_utils(void)
 
 /* ---- the control socket ---- */
 
-static void ctl(const bb_t *b, const char *cmd, char *out, size_t size)
-{
-    out[0] = '\0';
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%.90s/ctl.sock", b->dir);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        snprintf(out, size, "(control socket: %s)", strerror(errno));
-        return;
-    }
-    char line[512];
-    snprintf(line, sizeof(line), "%s\n", cmd);
-    if (write(fd, line, strlen(line)) < 0)
-        fail_msg("control write: %s", strerror(errno));
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < size && (r = read(fd, out + n, size - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(fd);
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The state the admin text forces on a cluster (IDLE when none). */
 static const char *admin_state(const char *admin, const char *cluster)
 {
@@ -307,9 +277,9 @@ static void wait_states(void)
 {
     static char st[65536];
     char why[200] = "";
-    long long deadline = now_ms() + STATE_DEADLINE_MS;
-    while (now_ms() < deadline) {
-        ctl(&srv, "status", st, sizeof(st));
+    long long deadline = bb_now_ms() + STATE_DEADLINE_MS;
+    while (bb_now_ms() < deadline) {
+        bb_control(&srv, "status", st, sizeof(st));
         if (status_matches(st, why, sizeof(why)))
             return;
         struct timespec ts = {0, 10 * 1000 * 1000};
@@ -890,38 +860,6 @@ static void test_damped_invariants(void **state)
 
 /* ---- explain and status ---- */
 
-static int run(char *out, size_t size, const char *const *args)
-{
-    int pfd[2];
-    if (pipe(pfd) != 0)
-        fail_msg("pipe");
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        dup2(pfd[1], 2);
-        close(pfd[0]);
-        close(pfd[1]);
-        execv(STEERDNS_BIN, (char *const *)args);
-        _exit(127);
-    }
-    close(pfd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < size && (r = read(pfd[0], out + n, size - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(pfd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static void expect_contains(const char *what, const char *text, const char *needle)
-{
-    if (strstr(text, needle) == NULL)
-        fail_msg("%s: expected to find\n  %s\nin\n%s", what, needle, text);
-}
-
 /* needles must appear in this order. */
 static void expect_in_order(const char *what, const char *text, const char *const *needles, size_t n)
 {
@@ -957,7 +895,7 @@ static void test_explain_offline(void **state)
     char out[65536];
     const char *args[] = {"steerdns", "explain", "-c", srv.config, "--offline",
                           "--client", "198.18.1.0/24", "app.example.test", "A", NULL};
-    BB_EXPECT_INT("explain --offline: exit", run(out, sizeof(out), args), 0);
+    BB_EXPECT_INT("explain --offline: exit", bb_run(out, sizeof(out), args), 0);
     static const char *const order[] = {
         "offline:",
         "geo: nets: override \"198.18.1.0/24\"",
@@ -976,7 +914,7 @@ static void test_explain_offline(void **state)
     /* Shanghai: its neighbour before the nearer Beijing. */
     const char *args2[] = {"steerdns", "explain", "-c", srv.config, "--offline",
                            "--client", "198.18.4.0/24", "app.example.test", "AAAA", NULL};
-    BB_EXPECT_INT("explain --offline (Shanghai): exit", run(out, sizeof(out), args2), 0);
+    BB_EXPECT_INT("explain --offline (Shanghai): exit", bb_run(out, sizeof(out), args2), 0);
     static const char *const order2[] = {
         "home tier: region+carrier", "1. sh-tel", "2. sh-uni", "3. gz-tel", "4. gz-mob",
         "5. bj-tel", "6. bj-uni", "7. jl-tel", "8. lon", "2001:db8:3::1",
@@ -995,10 +933,10 @@ static void test_explain_offline(void **state)
     for (size_t i = 0; i < sizeof(tiers) / sizeof(tiers[0]); i++) {
         const char *a[] = {"steerdns", "explain", "-c", srv.config, "--offline",
                            "--client", tiers[i].client, "app.example.test", NULL};
-        BB_EXPECT_INT("explain --offline: exit", run(out, sizeof(out), a), 0);
+        BB_EXPECT_INT("explain --offline: exit", bb_run(out, sizeof(out), a), 0);
         char what[100];
         snprintf(what, sizeof(what), "explain --offline --client %s", tiers[i].client);
-        expect_contains(what, out, tiers[i].tier);
+        bb_expect_contains(what, out, tiers[i].tier);
     }
 }
 
@@ -1012,7 +950,7 @@ static void test_explain_live(void **state)
     char out[65536], ans[512];
     const char *args[] = {"steerdns", "explain", "-c", srv.config, "--client", "198.18.1.0/24",
                           "app.example.test", "A", NULL};
-    BB_EXPECT_INT("explain (live): exit", run(out, sizeof(out), args), 0);
+    BB_EXPECT_INT("explain (live): exit", bb_run(out, sizeof(out), args), 0);
     static const char *const order[] = {
         "steer: candidates (8, home tier: region+carrier, 1 home):",
         "1. bj-tel", "state=BUSY util=",
@@ -1045,7 +983,7 @@ static void test_explain_live(void **state)
             qname_of(qs[i].name, qname, sizeof(qname));
             const char *a[] = {"steerdns", "explain", "-c", srv.config, "--client", qs[i].client,
                                qname, qs[i].type, NULL};
-            BB_EXPECT_INT("explain (live): exit", run(out, sizeof(out), a), 0);
+            BB_EXPECT_INT("explain (live): exit", bb_run(out, sizeof(out), a), 0);
             explain_answer(out, ans, sizeof(ans));
             bool ecs = strchr(qs[i].client, '/') != NULL;
             res_t r;
@@ -1063,16 +1001,16 @@ static void test_explain_live(void **state)
     set_admin("* DOWN\n");
     const char *a4[] = {"steerdns", "explain", "-c", srv.config, "--client", "198.18.1.0/24",
                         "fb.example.test", NULL};
-    BB_EXPECT_INT("explain (all DOWN): exit", run(out, sizeof(out), a4), 0);
-    expect_contains("explain (all DOWN, fallback)", out, "steer: rule 4: every cluster is DOWN: fallback addresses");
+    BB_EXPECT_INT("explain (all DOWN): exit", bb_run(out, sizeof(out), a4), 0);
+    bb_expect_contains("explain (all DOWN, fallback)", out, "steer: rule 4: every cluster is DOWN: fallback addresses");
     const char *a4b[] = {"steerdns", "explain", "-c", srv.config, "--client", "198.18.1.0/24",
                          "app.example.test", NULL};
-    run(out, sizeof(out), a4b);
-    expect_contains("explain (all DOWN, no fallback)", out,
+    bb_run(out, sizeof(out), a4b);
+    bb_expect_contains("explain (all DOWN, no fallback)", out,
                     "steer: rule 4: every cluster is DOWN and no fallback: first candidate bj-tel");
     set_admin("* BUSY\n");
-    run(out, sizeof(out), a4b);
-    expect_contains("explain (all BUSY)", out,
+    bb_run(out, sizeof(out), a4b);
+    bb_expect_contains("explain (all BUSY)", out,
                     "steer: rule 3 (literal): every cluster busy; least-loaded cluster that is up: sh-uni");
     reset();
 }
@@ -1084,32 +1022,32 @@ static void test_status(void **state)
     set_admin("bj-tel BUSY draining\njl-tel DOWN\n");
     char out[65536];
     const char *args[] = {"steerdns", "status", "-c", srv.config, NULL};
-    BB_EXPECT_INT("status: exit", run(out, sizeof(out), args), 0);
+    BB_EXPECT_INT("status: exit", bb_run(out, sizeof(out), args), 0);
     for (size_t i = 0; i < NCL; i++) {
         char want[200];
         snprintf(want, sizeof(want), "cluster %s state=%s ", clusters[i].name,
                  admin_state(cur_admin, clusters[i].name));
-        expect_contains("status: cluster line", out, want);
+        bb_expect_contains("status: cluster line", out, want);
         snprintf(want, sizeof(want), "server %s/s1 state=%s ", clusters[i].name,
                  admin_state(cur_admin, clusters[i].name));
-        expect_contains("status: server line", out, want);
+        bb_expect_contains("status: server line", out, want);
     }
-    expect_contains("status: admin BUSY reason", out, "admin=yes reason=\"admin: BUSY\" detail=\"admin file: BUSY: draining (measured: IDLE)\"");
-    expect_contains("status: admin DOWN reason", out, "reason=\"admin: DOWN\"");
-    expect_contains("status: measured", out, "server sh-uni/s1 state=IDLE util=");
-    expect_contains("status: kind", out, "kind=prometheus reason=\"below threshold\"");
+    bb_expect_contains("status: admin BUSY reason", out, "admin=yes reason=\"admin: BUSY\" detail=\"admin file: BUSY: draining (measured: IDLE)\"");
+    bb_expect_contains("status: admin DOWN reason", out, "reason=\"admin: DOWN\"");
+    bb_expect_contains("status: measured", out, "server sh-uni/s1 state=IDLE util=");
+    bb_expect_contains("status: kind", out, "kind=prometheus reason=\"below threshold\"");
 
     /* A real failure, measured by the poller: the endpoint answers 503. */
     set_admin("");
     httpfix_set_status(fix, "/m/lon", 503);
     expect_measured("lon DOWN (HTTP 503)\n");
-    BB_EXPECT_INT("status: exit", run(out, sizeof(out), args), 0);
-    expect_contains("status: HTTP failure", out, "server lon/s1 state=DOWN");
+    BB_EXPECT_INT("status: exit", bb_run(out, sizeof(out), args), 0);
+    bb_expect_contains("status: HTTP failure", out, "server lon/s1 state=DOWN");
     const char *lon = strstr(out, "server lon/s1 ");
     assert_non_null(lon);
     char line[600];
     snprintf(line, sizeof(line), "%.*s", (int)strcspn(lon, "\n"), lon);
-    expect_contains("status: HTTP failure reason", line, "reason=\"HTTP error status\" detail=\"HTTP status 503");
+    bb_expect_contains("status: HTTP failure reason", line, "reason=\"HTTP error status\" detail=\"HTTP status 503");
     /* London's clients go elsewhere: every other cluster costs the carrier
      * penalty; Beijing is the nearest region. */
     static const scase_t lon_down[] = {
