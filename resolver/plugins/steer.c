@@ -38,12 +38,13 @@
  *   - level = the target utilisation, or the expected utilisation of all
  *     clusters together when that is higher (then nobody can be under the
  *     target and the best is everybody equal);
- *   - a cluster above the level first sends back overflow it receives, and
- *     only then sheds its own home buckets, newest first (keep decreases),
- *     to its nearest clusters that have room below the level, in proportion
- *     to that room, never to a cluster that sheds itself;
- *   - a cluster below the level minus the health hysteresis takes its buckets
- *     back, most recently moved first, at most `increase` of them a sample.
+ *   - a cluster above the level that receives overflow sends it on once it
+ *     reaches the health threshold; a cluster above the level sheds its own
+ *     home buckets, newest first (keep decreases), to its nearest clusters
+ *     that have room below the level, in proportion to that room, never to
+ *     a cluster that sheds itself (no ping-pong);
+ *   - a cluster below the level by `return_margin` takes its buckets back,
+ *     most recently moved first, at most `increase` of them a step.
  * A bucket keeps its destination until the controller moves it, so a client
  * moves only when load must move.  resolve only reads the published view
  * (relaxed atomics): no locks, no allocation, a bounded number of reads.
@@ -355,6 +356,29 @@ static void build_list(steer_t *s, arena_t *a, uint32_t origin, uint32_t c, cand
     out->tier = tier;
 }
 
+/* "a, b, c" (at most 8 names, then ", ...") for "unknown X (known: ...)"
+ * messages.  kind: 'r' regions, 'k' carriers. */
+static const char *known_names(const plugin_env_t *env, char kind, char *buf, size_t size)
+{
+    size_t n = kind == 'r' ? health_topo_regions(env->topo) : geo_carrier_count(env->geo);
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && o + 1 < size; i++) {
+        const char *name = kind == 'r' ? health_topo_region(env->topo, (uint32_t)i)->name
+                                       : geo_carrier_name(env->geo, (uint16_t)i);
+        int w = i == 8 ? snprintf(buf + o, size - o, ", ...")
+                       : snprintf(buf + o, size - o, "%s%s", i ? ", " : "", name ? name : "?");
+        if (w < 0)
+            break;
+        o += (size_t)w < size - o ? (size_t)w : size - o - 1;
+        if (i == 8)
+            break;
+    }
+    if (n == 0)
+        snprintf(buf, size, "none");
+    return buf;
+}
+
 /* Resolve a cluster name of this policy to its cl index, or add an error at
  * n and return -1. */
 static int64_t policy_cluster(const steer_t *s, const yconf_node_t *n, const char *what,
@@ -383,7 +407,7 @@ static bool parse_defaults(steer_t *s, const yconf_node_t *n, const char *path, 
                            diag_list_t *d)
 {
     char what[320];
-    s->is_default = arena_calloc(a, s->ncl, sizeof(bool));
+    s->is_default = arena_calloc(a, s->ncl ? s->ncl : 1, sizeof(bool));
     if (n->kind == YCONF_SCALAR) {
         snprintf(what, sizeof(what), "%s.default", path);
         int64_t k = policy_cluster(s, n, what, d);
@@ -428,8 +452,9 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
         yconf_error(d, cfg, "%s: expected the settings of a steer policy (a mapping)", path);
         return -22;
     }
-    if (yconf_apply(yconf_is_null(cfg) ? NULL : cfg, steer_table, &c, a, d, path, nodes) != 0)
-        return -22;
+    /* A bad setting does not stop the checks below: one run of `check`
+     * reports every error. */
+    bool ok = yconf_apply(yconf_is_null(cfg) ? NULL : cfg, steer_table, &c, a, d, path, nodes) == 0;
     if (env->topo == NULL || health_topo_clusters(env->topo) == 0) {
         yconf_error(d, cfg, "%s: steering needs clusters, and no clusters are configured", path);
         return -22;
@@ -458,11 +483,10 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
         yconf_error(d, nodes[K_TARGET] ? nodes[K_TARGET] : cfg,
                     "%s.target: %.0f%% is above the health threshold %.0f%%: clusters would be BUSY before the controller acts",
                     path, s->target * 100, s->threshold * 100);
-        return -22;
+        ok = false;
     }
     uint32_t total = health_topo_clusters(env->topo);
     s->cl = arena_calloc(a, total, sizeof(uint32_t));
-    bool ok = true;
     if (c.clusters) {
         for (size_t i = 0; i < c.clusters->u.seq.n; i++) {
             const yconf_node_t *it = c.clusters->u.seq.items[i];
@@ -483,7 +507,7 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
             }
             s->cl[s->ncl++] = (uint32_t)id;
         }
-        if (s->ncl == 0 && ok) {
+        if (s->ncl == 0 && c.clusters->u.seq.n == 0) {
             yconf_error(d, c.clusters, "%s.clusters: at least one cluster is needed", path);
             ok = false;
         }
@@ -491,8 +515,6 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
         for (uint32_t i = 0; i < total; i++)
             s->cl[s->ncl++] = i;
     }
-    if (!ok)
-        return -22;
     s->nregions = health_topo_regions(env->topo);
     s->ncarriers = (uint32_t)geo_carrier_count(env->geo);
     /* Countries named by regions: origins for clients whose region is not
@@ -512,8 +534,10 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     if (c.default_region) {
         int64_t r = health_topo_find_region(env->topo, c.default_region);
         if (r < 0) {
+            char known[256];
             yconf_error(d, nodes[K_DEFAULT_REGION] ? nodes[K_DEFAULT_REGION] : cfg,
-                        "%s.default_region: unknown region '%s'", path, c.default_region);
+                        "%s.default_region: unknown region '%s' (known: %s)", path,
+                        c.default_region, known_names(env, 'r', known, sizeof(known)));
             ok = false;
         } else {
             s->default_origin = (int32_t)r;
@@ -523,14 +547,18 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     if (c.default_carrier) {
         int id = geo_carrier_find(env->geo, c.default_carrier);
         if (id < 0) {
+            char known[256];
             yconf_error(d, nodes[K_DEFAULT_CARRIER] ? nodes[K_DEFAULT_CARRIER] : cfg,
-                        "%s.default_carrier: unknown carrier '%s'", path, c.default_carrier);
+                        "%s.default_carrier: unknown carrier '%s' (known: %s)", path,
+                        c.default_carrier, known_names(env, 'k', known, sizeof(known)));
             ok = false;
         } else {
             s->default_carrier = id;
         }
     }
-    if (c.defaults && !parse_defaults(s, c.defaults, path, a, d))
+    /* (An unusable clusters: list was reported already: checking the
+     * defaults against it would only repeat that.) */
+    if (c.defaults && s->ncl > 0 && !parse_defaults(s, c.defaults, path, a, d))
         ok = false;
     if (!ok)
         return -22;
@@ -1023,9 +1051,11 @@ static uint32_t ctl_dests(const steer_t *s, uint32_t src, uint32_t not, double l
     return n;
 }
 
-/* One bucket of src must go somewhere else now (its home or its destination
- * went DOWN): the destination with the most room, else (must) the up cluster
- * nearest to src, else nowhere (-1). */
+/* One bucket of src must go somewhere else (it is sent on, or its home or
+ * its destination went DOWN): the destination with the most room, else
+ * (must) the one with the most room, or the least excess, among the
+ * `spread` nearest clusters that are up, so that a DOWN cluster's clients
+ * do not all land on one; else nowhere (-1). */
 static int64_t ctl_pick_any(const steer_t *s, uint32_t src, uint32_t not, double level, bool must)
 {
     uint32_t d[STEER_MAX_SPREAD];
@@ -1037,12 +1067,19 @@ static int64_t ctl_pick_any(const steer_t *s, uint32_t src, uint32_t not, double
     if (best >= 0 || !must)
         return best;
     const cand_list_t *l = &s->lists[s->home_of[src]];
-    for (uint32_t k = 0; k < l->n; k++) {
+    double best_room = 0;
+    for (uint32_t k = 0, m = 0; k < l->n && m < s->spread; k++) {
         uint32_t j = l->idx[k];
-        if (j != src && j != not && s->state[j].up)
-            return j;
+        if (j == src || j == not || !s->state[j].up)
+            continue;
+        m++;
+        double room = s->state[j].measured ? ctl_room(s, j, level) : 0;
+        if (best < 0 || room > best_room) {
+            best = j;
+            best_room = room;
+        }
     }
-    return -1;
+    return best;
 }
 
 /* Cluster i is above the level and receives other clusters' buckets: send
@@ -1125,12 +1162,27 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
         uint32_t id = s->cl[i];
         const health_cluster_t *c = health_topo_cluster(s->topo, id);
         st->up = health_cluster_state(tab, id) != HEALTH_DOWN;
+        /* Capacity and rate of the servers that are up and measure
+         * bandwidth (a tcp or file check, or no sample yet, tells nothing
+         * about room).  A server the admin file forces BUSY counts as full
+         * up to the threshold: it takes no overflow and its clients move. */
         st->cap = 0;
-        for (uint32_t k = 0; k < c->n_servers; k++)
-            if (health_server_state(tab, c->first_server + k) != HEALTH_DOWN)
-                st->cap += (double)health_topo_server(s->topo, c->first_server + k)->capacity_bps;
-        st->measured = st->up && st->cap > 0 && health_cluster_unknown(tab, id) == 0;
-        st->meas = (double)health_cluster_rate(tab, id);
+        st->meas = 0;
+        for (uint32_t k = 0; k < c->n_servers; k++) {
+            uint32_t sid = c->first_server + k;
+            health_state_t ss = health_server_state(tab, sid);
+            if (ss == HEALTH_DOWN || ss == HEALTH_UNKNOWN ||
+                (health_server_flags(tab, sid) & HEALTH_F_NO_RATE))
+                continue;
+            double cap = (double)health_topo_server(s->topo, sid)->capacity_bps;
+            double rate = (double)health_server_rate(tab, sid);
+            if (ss == HEALTH_BUSY && (health_server_flags(tab, sid) & HEALTH_F_ADMIN) &&
+                rate < s->threshold * cap)
+                rate = s->threshold * cap;
+            st->cap += cap;
+            st->meas += rate;
+        }
+        st->measured = st->up && st->cap > 0;
         double unseen = 0;
         for (uint32_t k = 0; k < s->nring; k++)
             if (st->ring[k].bps != 0)

@@ -4,6 +4,9 @@
  * clients move at the next sample; the same subnets move on every repeat;
  * and once the home is idle again they come back in steps.
  *
+ * And when the home goes DOWN, every client leaves at once and comes back in
+ * steps once it is up again.
+ *
  * The test plays a small closed loop, like ../shared/loop does at scale:
  * N client /24 subnets of one region and carrier, each with the same demand,
  * cache their answers for the answer's TTL, and the test turns the answers
@@ -20,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,13 +42,6 @@ typedef struct loop {
     bool away[NSUB];          /* each subnet's cached answer: at the neighbour */
     long long expiry[NSUB];   /* when the cached answer expires (ms) */
 } loop_t;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void pause_ms(int ms)
 {
@@ -83,7 +78,7 @@ static int ask(const loop_t *l, int i, uint32_t *ttl)
  * fresh answer for every subnet, cached or not) and fills now_away. */
 static int round_trip(loop_t *l, bool *now_away)
 {
-    long long t = now_ms();
+    long long t = bb_now_ms();
     double per = l->demand * HOME_BPS / 8 / NSUB; /* bytes/s of one subnet */
     double home = 0, away = 0;
     int moved = 0;
@@ -112,28 +107,9 @@ static void wait_measured(const loop_t *l)
 {
     char out[8192];
     const char *args[] = {"steerdns", "status", "-c", l->b.config, NULL};
-    long long deadline = now_ms() + DEADLINE_MS;
-    while (now_ms() < deadline) {
-        int pfd[2];
-        if (pipe(pfd) != 0)
-            fail_msg("pipe");
-        pid_t pid = fork();
-        if (pid == 0) {
-            dup2(pfd[1], 1);
-            dup2(pfd[1], 2);
-            close(pfd[0]);
-            close(pfd[1]);
-            execv(STEERDNS_BIN, (char *const *)args);
-            _exit(127);
-        }
-        close(pfd[1]);
-        size_t n = 0;
-        ssize_t r;
-        while (n + 1 < sizeof(out) && (r = read(pfd[0], out + n, sizeof(out) - 1 - n)) > 0)
-            n += (size_t)r;
-        out[n] = '\0';
-        close(pfd[0]);
-        waitpid(pid, NULL, 0);
+    long long deadline = bb_now_ms() + DEADLINE_MS;
+    while (bb_now_ms() < deadline) {
+        bb_run(out, sizeof(out), args);
         if (strstr(out, "cluster home state=IDLE") && strstr(out, "cluster away state=IDLE"))
             return;
         pause_ms(50);
@@ -146,14 +122,14 @@ static void wait_measured(const loop_t *l)
 static int settle_moved(loop_t *l, bool *set, int stable_ms)
 {
     bool cur[NSUB], last[NSUB] = {0};
-    long long since = now_ms(), deadline = now_ms() + DEADLINE_MS;
+    long long since = bb_now_ms(), deadline = bb_now_ms() + DEADLINE_MS;
     int n = -1;
-    while (now_ms() < deadline) {
+    while (bb_now_ms() < deadline) {
         int m = round_trip(l, cur);
         if (m == 0 || memcmp(cur, last, sizeof(cur)) != 0) {
             memcpy(last, cur, sizeof(cur));
-            since = now_ms();
-        } else if (now_ms() - since >= stable_ms) {
+            since = bb_now_ms();
+        } else if (bb_now_ms() - since >= stable_ms) {
             memcpy(set, cur, sizeof(cur));
             return m;
         }
@@ -171,9 +147,9 @@ static int come_back(loop_t *l, int start, int *counts, int max)
 {
     int nc = 0;
     counts[nc++] = start;
-    long long deadline = now_ms() + DEADLINE_MS;
+    long long deadline = bb_now_ms() + DEADLINE_MS;
     bool cur[NSUB];
-    while (now_ms() < deadline) {
+    while (bb_now_ms() < deadline) {
         int m = round_trip(l, cur);
         if (m > counts[nc - 1])
             fail_msg("while coming back, subnets away went up from %d to %d", counts[nc - 1], m);
@@ -188,18 +164,18 @@ static int come_back(loop_t *l, int start, int *counts, int max)
     return -1;
 }
 
-static void test_damped_moves_part_same_subnets_and_returns_in_steps(void **state)
+/* Start the fixtures and the server; wait until both clusters are
+ * measured. */
+static void loop_start(loop_t *l)
 {
-    (void)state;
-    loop_t l;
-    memset(&l, 0, sizeof(l));
-    assert_int_equal(httpfix_start(NULL, 0, &l.fx), 0);
+    memset(l, 0, sizeof(*l));
+    assert_int_equal(httpfix_start(NULL, 0, &l->fx), 0);
     char body[4096], uh[256], ua[256];
     httpfix_node_exporter_template(body, sizeof(body), 0);
-    httpfix_set_body(l.fx, "/home", body);
-    httpfix_set_body(l.fx, "/away", body);
-    httpfix_url(l.fx, "/home", uh, sizeof(uh));
-    httpfix_url(l.fx, "/away", ua, sizeof(ua));
+    httpfix_set_body(l->fx, "/home", body);
+    httpfix_set_body(l->fx, "/away", body);
+    httpfix_url(l->fx, "/home", uh, sizeof(uh));
+    httpfix_url(l->fx, "/away", ua, sizeof(ua));
     char cfg[4096];
     snprintf(cfg, sizeof(cfg),
              "server: {listen: [127.0.0.1], port: 0, workers: 1, control: ctl.sock}\n"
@@ -227,8 +203,21 @@ static void test_damped_moves_part_same_subnets_and_returns_in_steps(void **stat
              "      ns1: \"A 192.0.2.53\"\n"
              "      dl: {steer: dl}\n",
              uh, ua);
-    bb_start(&l.b, cfg);
-    wait_measured(&l);
+    bb_start(&l->b, cfg);
+    wait_measured(l);
+}
+
+static void loop_stop(loop_t *l)
+{
+    bb_stop(&l->b);
+    httpfix_stop(l->fx);
+}
+
+static void test_damped_moves_part_same_subnets_and_returns_in_steps(void **state)
+{
+    (void)state;
+    loop_t l;
+    loop_start(&l);
 
     /* Below the target every subnet is home. */
     l.demand = 0.5;
@@ -279,14 +268,39 @@ static void test_damped_moves_part_same_subnets_and_returns_in_steps(void **stat
         n1 = n2;
         memcpy(first, again, sizeof(first));
     }
-    bb_stop(&l.b);
-    httpfix_stop(l.fx);
+    loop_stop(&l);
+}
+
+/* The home goes DOWN: every subnet leaves at once (never a DOWN answer);
+ * when it is up again they come back in steps. */
+static void test_damped_down_home_empties_and_refills_in_steps(void **state)
+{
+    (void)state;
+    loop_t l;
+    loop_start(&l);
+    l.demand = 0.5;
+    BB_EXPECT_INT("subnets away at 50% demand", round_trip(&l, NULL), 0);
+    httpfix_set_status(l.fx, "/home", 503);
+    long long deadline = bb_now_ms() + DEADLINE_MS;
+    int m = 0;
+    while ((m = round_trip(&l, NULL)) < NSUB && bb_now_ms() < deadline)
+        pause_ms(20);
+    BB_EXPECT_INT("subnets away while the home is DOWN", m, NSUB);
+    httpfix_set_status(l.fx, "/home", 200);
+    int counts[NSUB + 1];
+    int nc = come_back(&l, NSUB, counts, NSUB + 1);
+    if (nc < 4)
+        fail_msg("expected the subnets to come back in steps after the home is up again, saw %d counts",
+                 nc);
+    print_message("after DOWN, %d subnets came back in %d steps\n", NSUB, nc - 1);
+    loop_stop(&l);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_damped_moves_part_same_subnets_and_returns_in_steps),
+        cmocka_unit_test(test_damped_down_home_empties_and_refills_in_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
