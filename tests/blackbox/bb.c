@@ -193,6 +193,36 @@ static void dump_log(const bb_t *b)
     free(log);
 }
 
+/* Servers started and not yet stopped: a failing check jumps out of its
+ * test before bb_stop, so these are killed (by PID) when the test program
+ * exits, and no server outlives its test. */
+#define BB_MAX_LIVE 64
+static pid_t live[BB_MAX_LIVE];
+
+static void kill_live(void)
+{
+    for (int i = 0; i < BB_MAX_LIVE; i++)
+        if (live[i] > 0) {
+            kill(live[i], SIGKILL);
+            waitpid(live[i], NULL, 0);
+            live[i] = 0;
+        }
+}
+
+static void track(pid_t pid, bool add)
+{
+    static bool registered;
+    if (!registered) {
+        atexit(kill_live);
+        registered = true;
+    }
+    for (int i = 0; i < BB_MAX_LIVE; i++)
+        if (add ? live[i] == 0 : live[i] == pid) {
+            live[i] = add ? pid : 0;
+            return;
+        }
+}
+
 void bb_launch(bb_t *b)
 {
     int out[2];
@@ -213,6 +243,7 @@ void bb_launch(bb_t *b)
     }
     close(out[1]);
     b->pid = pid;
+    track(pid, true);
     b->out_fd = out[0];
     char line[512];
     size_t len = 0;
@@ -223,6 +254,7 @@ void bb_launch(bb_t *b)
             dump_log(b);
             kill(pid, SIGKILL);
             waitpid(pid, NULL, 0);
+            track(pid, false);
             b->pid = -1;
             fail_msg("steerdns did not become ready within %d ms", READY_DEADLINE_MS);
         }
@@ -233,6 +265,7 @@ void bb_launch(bb_t *b)
         if (r <= 0) {
             int st;
             waitpid(pid, &st, 0);
+            track(pid, false);
             b->pid = -1;
             dump_log(b);
             fail_msg("steerdns exited before it was ready (status %d)", WEXITSTATUS(st));
@@ -264,6 +297,7 @@ static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *
 void bb_stop(bb_t *b)
 {
     if (b->pid > 0) {
+        track(b->pid, false);
         kill(b->pid, SIGTERM);
         long long deadline = bb_now_ms() + STOP_DEADLINE_MS;
         int st = 0;
