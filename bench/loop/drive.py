@@ -9,9 +9,9 @@ seconds and fractions of the total capacity, joined by straight lines; two
 points at the same t make a step.  --schedule overrides the scenario's.
 Without a schedule this is run.py itself (the same code runs).
 
-Everything else is run.py's: the same queries, caches, fixtures, CSV and
-summary (its functions are imported, not copied), so results compare with
-run.py's row for row.
+Everything else is run.py's: queries, fixtures and the summary are its
+functions (imported), and the tick loop below is its loop with only the
+demand line changed, so results compare with run.py's row for row.
 """
 import argparse
 import bisect
