@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +46,9 @@ def level_at(schedule, t):
 
 
 def main():
+    # SIGTERM (from loopbench.py) unwinds like an exception, so the
+    # `finally` below (or run.py's) stops the fixtures by their PID.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('server')
     ap.add_argument('port', type=int)

@@ -170,7 +170,7 @@ def main():
             line = row(scn, srv, cap, s)
             if s.get('late_ticks'):
                 line += f' <!-- {s["late_ticks"]} late ticks -->'
-            print(line, flush=True)
+            print('loopbench: ' + line, file=sys.stderr, flush=True)
         except Exception as e:  # reported at the end; the other runs go on
             errors.append(str(e))
             print(f'loopbench: {e}', file=sys.stderr, flush=True)
@@ -191,7 +191,6 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     print(f'loopbench: {len(jobs)} runs of {a.duration:g} s, {a.jobs} at a time; results in {a.out}',
           file=sys.stderr, flush=True)
-    print(HEADER + '\n|' + '---|' * 12, flush=True)
     threads = []
     pending = list(enumerate(jobs))
     while pending:
@@ -212,16 +211,23 @@ def main():
         t.join()
     lines = [HEADER, '|' + '---|' * 12]
     order = {s: i for i, s in enumerate(MODES + REFS)}
+    late = 0
     for cap in caps:
         for scn, _ in scns:
             for srv in sorted(servers, key=order.get):
                 if (scn, srv, cap) in results:
-                    lines.append(row(scn, srv, cap, results[(scn, srv, cap)]))
+                    s = results[(scn, srv, cap)]
+                    late += s.get('late_ticks', 0)
+                    lines.append(row(scn, srv, cap, s) +
+                                 (f' <!-- {s["late_ticks"]} late ticks -->' if s.get('late_ticks') else ''))
     table = '\n'.join(lines) + '\n'
+    if late:
+        print(f'loopbench: {late} late ticks in all (the machine was too busy; see the rows marked)',
+              file=sys.stderr)
     with open(os.path.join(a.out, 'loop.md'), 'w') as f:
         f.write(f'duration {a.duration:g} s, tick 1 s, poll interval 1 s, threshold 90%; '
                 f'ttl-cap {", ".join(f"{c:g}" for c in caps)} s\n\n' + table)
-    print('\n' + table, end='')
+    print(table, end='')
     if errors:
         print('loopbench: failed runs:\n  ' + '\n  '.join(errors), file=sys.stderr)
         sys.exit(1)
