@@ -58,8 +58,8 @@
 #include "core/log.h"
 #include "resolver/plugin.h"
 
-#define STEER_LITERAL 0
-#define STEER_DAMPED 1
+#define STEER_LITERAL    0
+#define STEER_DAMPED     1
 #define STEER_MAX_SPREAD 8
 /* Buckets of the subnet hash: the unit of admission.  256 keeps a bucket
  * below one subnet for the few hundred subnets a cluster usually serves,
@@ -69,24 +69,24 @@
  * (RFC 7871 section 11.1 recommends /24 and /56). */
 #define STEER_HASH_BITS4 24u
 #define STEER_HASH_BITS6 56u
-#define PPM 1000000u
+#define PPM              1000000u
 
 #define CTL_F_SHORT 1u /* answers for this cluster get the short TTL */
 
 typedef struct cand_list {
-    uint32_t n;     /* candidates */
-    uint32_t nhome; /* the first nhome are home */
+    uint32_t n;       /* candidates */
+    uint32_t nhome;   /* the first nhome are home */
     const char *tier; /* which line tier made the home set */
-    uint32_t *idx;  /* indexes into steer_t.cl */
+    uint32_t *idx;    /* indexes into steer_t.cl */
 } cand_list_t;
 
 /* The controller's published view of one cluster (relaxed atomics: resolve
  * reads them without locks; a mix of two steps is harmless, since every
  * value it can read is a valid cluster or count). */
 typedef struct ctl_view {
-    _Atomic uint32_t keep;       /* buckets [0, keep) of its home clients stay home */
-    _Atomic uint32_t flags;      /* CTL_F_* */
-    _Atomic uint32_t expect_ppm; /* expected utilisation, for explain */
+    _Atomic uint32_t keep;                /* buckets [0, keep) of its home clients stay home */
+    _Atomic uint32_t flags;               /* CTL_F_* */
+    _Atomic uint32_t expect_ppm;          /* expected utilisation, for explain */
     _Atomic uint16_t dest[STEER_BUCKETS]; /* where bucket b >= keep goes (cl index) */
 } ctl_view_t;
 
@@ -100,13 +100,13 @@ typedef struct ctl_pend {
 typedef struct ctl_state {
     uint32_t keep;
     uint16_t dest[STEER_BUCKETS];
-    double frac;   /* part of a bucket carried to the next sample */
-    double rho;    /* home demand per bucket, bit/s (estimated) */
-    double cap;    /* capacity of its servers that are up, bit/s */
-    double meas;   /* measured rate, bit/s */
-    double expect; /* expected rate once every move made has taken effect */
-    double inflow; /* expected rate of other clusters' buckets sent here */
-    double delta;  /* change made in the current step */
+    double frac;         /* part of a bucket carried to the next sample */
+    double rho;          /* home demand per bucket, bit/s (estimated) */
+    double cap;          /* capacity of its servers that are up, bit/s */
+    double meas;         /* measured rate, bit/s */
+    double expect;       /* expected rate once every move made has taken effect */
+    double inflow;       /* expected rate of other clusters' buckets sent here */
+    double delta;        /* change made in the current step */
     double room0, given; /* a shed's destination: room at the start, given so far */
     bool up, measured, was_up;
     ctl_pend_t *ring;
@@ -119,25 +119,25 @@ typedef struct steer {
     const uint16_t *cluster_carrier; /* by topo cluster id */
     int mode;
     uint32_t ttl, busy_ttl;
-    double threshold;   /* the health threshold (BUSY at or above) */
-    double hyst;        /* the health hysteresis: threshold - return threshold */
-    double ret_margin;  /* damped: clients come back below level - ret_margin */
-    double target;      /* damped: keep clusters at or below this */
-    double near;        /* TTL shortens when the chosen cluster is above this */
-    double penalty_km;  /* added to the distance of another carrier */
-    double increase;    /* damped: largest share of buckets that return per step */
-    double decrease;    /* damped: largest share of the kept buckets shed per step */
-    uint32_t spread;    /* damped: destinations per source */
+    double threshold;  /* the health threshold (BUSY at or above) */
+    double hyst;       /* the health hysteresis: threshold - return threshold */
+    double ret_margin; /* damped: clients come back below level - ret_margin */
+    double target;     /* damped: keep clusters at or below this */
+    double near;       /* TTL shortens when the chosen cluster is above this */
+    double penalty_km; /* added to the distance of another carrier */
+    double increase;   /* damped: largest share of buckets that return per step */
+    double decrease;   /* damped: largest share of the kept buckets shed per step */
+    uint32_t spread;   /* damped: destinations per source */
     uint32_t ncl;
-    uint32_t *cl;       /* topo cluster ids of the clusters considered */
+    uint32_t *cl; /* topo cluster ids of the clusters considered */
     uint32_t nregions, ncarriers, ncountries;
     char (*country)[3];
     int32_t default_origin; /* origin used when nothing is known, -1 = none */
     int32_t default_carrier;
-    bool *is_default;   /* by cl index: a `default:` cluster (NULL: no default list) */
-    cand_list_t *lists; /* [origin][carrier + 1]; origin = region | R + country | R + C */
+    bool *is_default;      /* by cl index: a `default:` cluster (NULL: no default list) */
+    cand_list_t *lists;    /* [origin][carrier + 1]; origin = region | R + country | R + C */
     uint32_t fallback_set; /* UINT32_MAX: none */
-    uint32_t *home_of;  /* by cl index: its own (region, carrier) list */
+    uint32_t *home_of;     /* by cl index: its own (region, carrier) list */
     /* damped */
     ctl_view_t *view;   /* by cl index */
     ctl_state_t *state; /* by cl index */
@@ -148,7 +148,7 @@ typedef struct steer {
     uint64_t last_step_ms;
     uint32_t nring;
     struct sortkey *order; /* scratch of the step */
-    const char *path;   /* "resolvers.steer.NAME", for logs */
+    const char *path;      /* "resolvers.steer.NAME", for logs */
 } steer_t;
 
 /* ---- configuration ---- */
@@ -210,8 +210,8 @@ static const yconf_key_t steer_table[] = {
                    NULL},
     [K_FALLBACK] = {"fallback", YCONF_T_NODE, offsetof(steer_cfg_t, fallback), 0, 0, NULL, 0, NULL,
                     NULL},
-    [K_INCREASE] = {"increase", YCONF_T_PERCENT, offsetof(steer_cfg_t, increase), 0.001, 1.0,
-                    "10%", 0, NULL, NULL},
+    [K_INCREASE] = {"increase", YCONF_T_PERCENT, offsetof(steer_cfg_t, increase), 0.001, 1.0, "10%",
+                    0, NULL, NULL},
     [K_DECREASE] = {"decrease", YCONF_T_PERCENT, offsetof(steer_cfg_t, decrease), 0.01, 1.0, "50%",
                     0, NULL, NULL},
     [K_SPREAD] = {"spread", YCONF_T_U32, offsetof(steer_cfg_t, spread), 1, STEER_MAX_SPREAD, "3", 0,
@@ -239,8 +239,7 @@ typedef struct sortkey {
 static int sortkey_cmp(const void *a, const void *b)
 {
     const sortkey_t *x = a, *y = b;
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
@@ -253,12 +252,10 @@ static const char *region_country(const steer_t *s, uint32_t region)
  * first, then by distance); a itself is 0. */
 static double region_rank(const steer_t *s, uint32_t a, uint32_t b)
 {
-    if (a == b)
-        return 0;
+    if (a == b) return 0;
     const health_region_t *ra = health_topo_region(s->topo, a);
     for (uint32_t i = 0; i < ra->n_fallback; i++)
-        if (ra->fallback[i] == b)
-            return i + 1;
+        if (ra->fallback[i] == b) return i + 1;
     return 1e9;
 }
 
@@ -268,12 +265,13 @@ static void build_list(steer_t *s, arena_t *a, uint32_t origin, uint32_t c, cand
 {
     bool has_region = origin < s->nregions;
     bool has_country = !has_region && origin < s->nregions + s->ncountries;
-    const char *country = has_country ? s->country[origin - s->nregions]
-                          : has_region ? region_country(s, origin) : NULL;
+    const char *country = has_country  ? s->country[origin - s->nregions]
+                          : has_region ? region_country(s, origin)
+                                       : NULL;
     bool known_c = c != GEO_NONE;
     /* The line hierarchy: the first tier with a cluster is home. */
-    static const char *const tiers[] = {"region+carrier", "region", "carrier in country",
-                                        "carrier", "country", "default"};
+    static const char *const tiers[] = {"region+carrier", "region",  "carrier in country",
+                                        "carrier",        "country", "default"};
     bool *home = arena_calloc(a, s->ncl ? s->ncl : 1, sizeof(bool));
     const char *tier = "default";
     for (int t = 0; t < 6; t++) {
@@ -323,8 +321,7 @@ static void build_list(steer_t *s, arena_t *a, uint32_t origin, uint32_t c, cand
         /* Nothing known and no default_region: measure from the region of
          * the first `default:` cluster. */
         for (uint32_t i = 0; i < s->ncl && from < 0; i++)
-            if (s->is_default[i])
-                from = (int32_t)health_topo_cluster(s->topo, s->cl[i])->region;
+            if (s->is_default[i]) from = (int32_t)health_topo_cluster(s->topo, s->cl[i])->region;
     }
     sortkey_t *keys = arena_calloc(a, s->ncl ? s->ncl : 1, sizeof(sortkey_t));
     uint32_t n = 0;
@@ -340,8 +337,7 @@ static void build_list(steer_t *s, arena_t *a, uint32_t origin, uint32_t c, cand
         }
         /* Another carrier costs the penalty (with an explicit neighbour
          * order it only breaks ties inside one rank). */
-        if (known_c && s->cluster_carrier[s->cl[i]] != c)
-            key += s->penalty_km;
+        if (known_c && s->cluster_carrier[s->cl[i]] != c) key += s->penalty_km;
         /* Home clusters come first whatever their distance. */
         keys[n++] = (sortkey_t){i, (home[i] ? -1e12 : 0) + key};
     }
@@ -368,14 +364,11 @@ static const char *known_names(const plugin_env_t *env, char kind, char *buf, si
                                        : geo_carrier_name(env->geo, (uint16_t)i);
         int w = i == 8 ? snprintf(buf + o, size - o, ", ...")
                        : snprintf(buf + o, size - o, "%s%s", i ? ", " : "", name ? name : "?");
-        if (w < 0)
-            break;
+        if (w < 0) break;
         o += (size_t)w < size - o ? (size_t)w : size - o - 1;
-        if (i == 8)
-            break;
+        if (i == 8) break;
     }
-    if (n == 0)
-        snprintf(buf, size, "none");
+    if (n == 0) snprintf(buf, size, "none");
     return buf;
 }
 
@@ -394,8 +387,7 @@ static int64_t policy_cluster(const steer_t *s, const yconf_node_t *n, const cha
         return -1;
     }
     for (uint32_t k = 0; k < s->ncl; k++)
-        if (s->cl[k] == (uint32_t)id)
-            return k;
+        if (s->cl[k] == (uint32_t)id) return k;
     yconf_error(d, n, "%s: cluster '%s' is not one of this policy's clusters", what,
                 n->u.scalar.str);
     return -1;
@@ -411,8 +403,7 @@ static bool parse_defaults(steer_t *s, const yconf_node_t *n, const char *path, 
     if (n->kind == YCONF_SCALAR) {
         snprintf(what, sizeof(what), "%s.default", path);
         int64_t k = policy_cluster(s, n, what, d);
-        if (k < 0)
-            return false;
+        if (k < 0) return false;
         s->is_default[k] = true;
         return true;
     }
@@ -466,8 +457,7 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     s->mode = c.mode;
     s->ttl = (uint32_t)(c.ttl_ms / 1000);
     s->busy_ttl = (uint32_t)(c.busy_ttl_ms / 1000);
-    if (s->busy_ttl > s->ttl)
-        s->busy_ttl = s->ttl;
+    if (s->busy_ttl > s->ttl) s->busy_ttl = s->ttl;
     const health_settings_t *hs = health_topo_settings(env->topo);
     s->threshold = hs->threshold;
     s->hyst = hs->threshold > hs->return_threshold ? hs->threshold - hs->return_threshold : 0;
@@ -481,7 +471,8 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     s->path = arena_strdup(a, path);
     if (s->target > s->threshold) {
         yconf_error(d, nodes[K_TARGET] ? nodes[K_TARGET] : cfg,
-                    "%s.target: %.0f%% is above the health threshold %.0f%%: clusters would be BUSY before the controller acts",
+                    "%s.target: %.0f%% is above the health threshold %.0f%%: clusters would be "
+                    "BUSY before the controller acts",
                     path, s->target * 100, s->threshold * 100);
         ok = false;
     }
@@ -490,7 +481,9 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     if (c.clusters) {
         for (size_t i = 0; i < c.clusters->u.seq.n; i++) {
             const yconf_node_t *it = c.clusters->u.seq.items[i];
-            int64_t id = it->kind == YCONF_SCALAR ? health_topo_find_cluster(env->topo, it->u.scalar.str) : -1;
+            int64_t id = it->kind == YCONF_SCALAR
+                             ? health_topo_find_cluster(env->topo, it->u.scalar.str)
+                             : -1;
             if (id < 0) {
                 yconf_error(d, it, "%s.clusters[%zu]: unknown cluster '%s'", path, i,
                             it->kind == YCONF_SCALAR ? it->u.scalar.str : "?");
@@ -501,7 +494,8 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
             for (uint32_t k = 0; k < s->ncl; k++)
                 dup |= s->cl[k] == (uint32_t)id;
             if (dup) {
-                yconf_error(d, it, "%s.clusters[%zu]: '%s' is listed twice", path, i, it->u.scalar.str);
+                yconf_error(d, it, "%s.clusters[%zu]: '%s' is listed twice", path, i,
+                            it->u.scalar.str);
                 ok = false;
                 continue;
             }
@@ -522,13 +516,11 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     s->country = arena_calloc(a, s->nregions ? s->nregions : 1, 3);
     for (uint32_t r = 0; r < s->nregions; r++) {
         const char *cc = region_country(s, r);
-        if (cc == NULL)
-            continue;
+        if (cc == NULL) continue;
         bool have = false;
         for (uint32_t k = 0; k < s->ncountries; k++)
             have |= strcmp(s->country[k], cc) == 0;
-        if (!have)
-            snprintf(s->country[s->ncountries++], 3, "%s", cc);
+        if (!have) snprintf(s->country[s->ncountries++], 3, "%s", cc);
     }
     s->default_origin = -1;
     if (c.default_region) {
@@ -558,10 +550,8 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     }
     /* (An unusable clusters: list was reported already: checking the
      * defaults against it would only repeat that.) */
-    if (c.defaults && s->ncl > 0 && !parse_defaults(s, c.defaults, path, a, d))
-        ok = false;
-    if (!ok)
-        return -22;
+    if (c.defaults && s->ncl > 0 && !parse_defaults(s, c.defaults, path, a, d)) ok = false;
+    if (!ok) return -22;
     /* Answer sets: one per cluster considered, then the fallback. */
     plugin_set_t *sets = arena_calloc(a, s->ncl + 1, sizeof(*sets));
     for (uint32_t i = 0; i < s->ncl; i++) {
@@ -572,8 +562,7 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     if (c.fallback) {
         char fp[320];
         snprintf(fp, sizeof(fp), "%s.fallback", path);
-        if (!plugin_parse_addresses(c.fallback, fp, a, d, &sets[s->ncl]))
-            return -22;
+        if (!plugin_parse_addresses(c.fallback, fp, a, d, &sets[s->ncl])) return -22;
         s->fallback_set = s->ncl;
     }
     /* Candidate lists for every origin and carrier. */
@@ -599,12 +588,10 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
         for (uint32_t k = 0; k < cl->n_servers; k++) {
             const health_server_t *sv = health_topo_server(env->topo, cl->first_server + k);
             uint64_t iv = sv->check ? sv->check->interval_ms : hs->interval_ms;
-            if (iv > s->step_ms)
-                s->step_ms = iv;
+            if (iv > s->step_ms) s->step_ms = iv;
         }
     }
-    if (s->step_ms == 0)
-        s->step_ms = hs->interval_ms ? hs->interval_ms : 1000;
+    if (s->step_ms == 0) s->step_ms = hs->interval_ms ? hs->interval_ms : 1000;
     s->lag_ms = s->step_ms;
     s->settle_ms = (uint64_t)s->busy_ttl * 1000u;
     /* Two ring entries per step cover every move still pending (steps may
@@ -657,7 +644,8 @@ static unsigned hash_bits(const netaddr_t *c)
 static uint64_t subnet_hash(const netaddr_t *c, uint64_t salt)
 {
     unsigned bits = hash_bits(c);
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ salt ^ ((uint64_t)c->family << 56) ^ ((uint64_t)bits << 48);
+    uint64_t h =
+        0x9E3779B97F4A7C15ull ^ salt ^ ((uint64_t)c->family << 56) ^ ((uint64_t)bits << 48);
     unsigned len = c->family == 4 ? 4u : 16u;
     for (unsigned i = 0; i < len; i++) {
         unsigned left = bits > i * 8 ? bits - i * 8 : 0;
@@ -681,8 +669,7 @@ static const char *cl_name(const steer_t *s, uint32_t i)
 static void trace_candidates(const steer_t *s, const cand_list_t *l, const health_table_t *tab,
                              uint16_t qtype, const trace_t *t)
 {
-    if (!trace_on(t))
-        return;
+    if (!trace_on(t)) return;
     trace_printf(t, "steer: candidates (%u, home tier: %s, %u home):", l->n, l->tier, l->nhome);
     for (uint32_t k = 0; k < l->n; k++) {
         uint32_t i = l->idx[k];
@@ -693,17 +680,15 @@ static void trace_candidates(const steer_t *s, const cand_list_t *l, const healt
         if (s->mode == STEER_DAMPED) {
             uint32_t keep = atomic_load_explicit(&s->view[i].keep, memory_order_relaxed);
             snprintf(ctl, sizeof(ctl), " expected=%.1f%% keep=%u/%u (admit %.0f%%)",
-                     atomic_load_explicit(&s->view[i].expect_ppm, memory_order_relaxed) / 1e4,
-                     keep, STEER_BUCKETS, keep * 100.0 / STEER_BUCKETS);
+                     atomic_load_explicit(&s->view[i].expect_ppm, memory_order_relaxed) / 1e4, keep,
+                     STEER_BUCKETS, keep * 100.0 / STEER_BUCKETS);
         }
-        trace_printf(t,
-                     "  %2u. %-24s %s region=%s carrier=%s state=%s util=%.1f%%%s%s",
-                     k + 1, cl->name, k < l->nhome ? "home " : "other",
-                     health_topo_region(s->topo, cl->region)->name,
-                     cc == GEO_NONE ? "-" : geo_carrier_name(s->geo, cc),
-                     health_state_str(health_cluster_state(tab, id)),
-                     health_cluster_util(tab, id) * 100.0, ctl,
-                     has_family(s, i, qtype) ? "" : " (no address of this family)");
+        trace_printf(
+            t, "  %2u. %-24s %s region=%s carrier=%s state=%s util=%.1f%%%s%s", k + 1, cl->name,
+            k < l->nhome ? "home " : "other", health_topo_region(s->topo, cl->region)->name,
+            cc == GEO_NONE ? "-" : geo_carrier_name(s->geo, cc),
+            health_state_str(health_cluster_state(tab, id)), health_cluster_util(tab, id) * 100.0,
+            ctl, has_family(s, i, qtype) ? "" : " (no address of this family)");
     }
 }
 
@@ -730,8 +715,7 @@ static void decide_literal(const steer_t *s, const cand_list_t *l, const health_
             /* Round robin among equals: reservoir choice keeps each tie
              * equally likely. */
             ties++;
-            if (plugin_rand(q->rng) % ties == 0)
-                best = i;
+            if (plugin_rand(q->rng) % ties == 0) best = i;
         }
     }
     if (best >= 0) {
@@ -743,9 +727,12 @@ static void decide_literal(const steer_t *s, const cand_list_t *l, const health_
     /* 2. The first idle cluster in candidate order. */
     for (uint32_t k = l->nhome; k < l->n; k++) {
         uint32_t i = l->idx[k];
-        if (has_family(s, i, q->qtype) && health_state_usable(health_cluster_state(tab, s->cl[i]))) {
+        if (has_family(s, i, q->qtype) &&
+            health_state_usable(health_cluster_state(tab, s->cl[i]))) {
             r->set = i;
-            trace_printf(t, "steer: rule 2 (literal): no idle home cluster; first idle cluster in candidate order: %s",
+            trace_printf(t,
+                         "steer: rule 2 (literal): no idle home cluster; first idle cluster in "
+                         "candidate order: %s",
                          cl_name(s, i));
             return;
         }
@@ -754,8 +741,7 @@ static void decide_literal(const steer_t *s, const cand_list_t *l, const health_
     best = -1;
     for (uint32_t k = 0; k < l->n; k++) {
         uint32_t i = l->idx[k], id = s->cl[i];
-        if (!has_family(s, i, q->qtype) || health_cluster_state(tab, id) == HEALTH_DOWN)
-            continue;
+        if (!has_family(s, i, q->qtype) || health_cluster_state(tab, id) == HEALTH_DOWN) continue;
         double u = health_cluster_util(tab, id);
         if (best < 0 || u < best_u) {
             best = i;
@@ -764,7 +750,9 @@ static void decide_literal(const steer_t *s, const cand_list_t *l, const health_
     }
     if (best >= 0) {
         r->set = (uint32_t)best;
-        trace_printf(t, "steer: rule 3 (literal): every cluster busy; least-loaded cluster that is up: %s (%.1f%%)",
+        trace_printf(t,
+                     "steer: rule 3 (literal): every cluster busy; least-loaded cluster that is "
+                     "up: %s (%.1f%%)",
                      cl_name(s, (uint32_t)best), best_u * 100.0);
         return;
     }
@@ -816,8 +804,7 @@ static bool decide_damped(const steer_t *s, const cand_list_t *l, const health_t
                 nup++;
             }
         }
-        if (total == 0)
-            continue;
+        if (total == 0) continue;
         uint64_t x = (h & 0xffffffffffffull) % total;
         for (uint32_t k = 0; k < l->nhome; k++) {
             uint32_t i = l->idx[k];
@@ -839,7 +826,9 @@ static bool decide_damped(const steer_t *s, const cand_list_t *l, const health_t
         return false;
     }
     if (nup > 1)
-        trace_printf(t, "steer: damped: home %s, picked among %u home clusters by the subnet hash in proportion to capacity",
+        trace_printf(t,
+                     "steer: damped: home %s, picked among %u home clusters by the subnet hash in "
+                     "proportion to capacity",
                      cl_name(s, (uint32_t)home), nup);
     bool home_up = health_cluster_state(tab, s->cl[home]) != HEALTH_DOWN;
     const ctl_view_t *v = &s->view[home];
@@ -849,10 +838,14 @@ static bool decide_damped(const steer_t *s, const cand_list_t *l, const health_t
     if (b < keep && home_up) {
         r->set = (uint32_t)home;
         if (keep == STEER_BUCKETS)
-            trace_printf(t, "steer: damped: home %s keeps all its subnets (this one is in bucket %u): stays home",
+            trace_printf(t,
+                         "steer: damped: home %s keeps all its subnets (this one is in bucket %u): "
+                         "stays home",
                          cl_name(s, (uint32_t)home), b);
         else
-            trace_printf(t, "steer: damped: home %s keeps buckets 0-%u of 0-%u; this subnet is in bucket %u: stays home",
+            trace_printf(t,
+                         "steer: damped: home %s keeps buckets 0-%u of 0-%u; this subnet is in "
+                         "bucket %u: stays home",
                          cl_name(s, (uint32_t)home), keep - 1, STEER_BUCKETS - 1, b);
         return hashed;
     }
@@ -860,13 +853,17 @@ static bool decide_damped(const steer_t *s, const cand_list_t *l, const health_t
     if (b >= keep && di < s->ncl && di != (uint32_t)home && has_family(s, di, q->qtype) &&
         health_cluster_state(tab, s->cl[di]) != HEALTH_DOWN) {
         r->set = di;
-        trace_printf(t, "steer: damped: home %s%s keeps buckets below %u; this subnet is in bucket %u, which the controller moved to %s",
+        trace_printf(t,
+                     "steer: damped: home %s%s keeps buckets below %u; this subnet is in bucket "
+                     "%u, which the controller moved to %s",
                      cl_name(s, (uint32_t)home), home_up ? "" : " (DOWN)", keep, b, cl_name(s, di));
         return true;
     }
     if (home_up) {
         r->set = (uint32_t)home;
-        trace_printf(t, "steer: damped: home %s keeps buckets below %u; bucket %u has no usable destination: stays home",
+        trace_printf(t,
+                     "steer: damped: home %s keeps buckets below %u; bucket %u has no usable "
+                     "destination: stays home",
                      cl_name(s, (uint32_t)home), keep, b);
         return hashed;
     }
@@ -919,11 +916,12 @@ static void steer_explain(const void *inst, const plugin_query_t *q, plugin_resu
     }
     const cand_list_t *l = list_at(s, origin, carrier == GEO_NONE ? 0 : carrier + 1);
     if (trace_on(t)) {
-        trace_printf(t, "steer: client %s: region=%s (%s), carrier=%s (%s), country=%s",
-                     q->ecs ? "subnet from ECS" : "source address",
-                     origin < s->nregions ? health_topo_region(s->topo, origin)->name : "-",
-                     origin_from, carrier == GEO_NONE ? "-" : geo_carrier_name(s->geo, (uint16_t)carrier),
-                     carrier == GEO_NONE ? "unknown" : carrier_from, g.country[0] ? g.country : "-");
+        trace_printf(
+            t, "steer: client %s: region=%s (%s), carrier=%s (%s), country=%s",
+            q->ecs ? "subnet from ECS" : "source address",
+            origin < s->nregions ? health_topo_region(s->topo, origin)->name : "-", origin_from,
+            carrier == GEO_NONE ? "-" : geo_carrier_name(s->geo, (uint16_t)carrier),
+            carrier == GEO_NONE ? "unknown" : carrier_from, g.country[0] ? g.country : "-");
         if (s->mode == STEER_DAMPED)
             trace_printf(t, "steer: mode damped, threshold %.0f%%, target %.0f%%, level %.1f%%",
                          s->threshold * 100.0, s->target * 100.0,
@@ -957,10 +955,11 @@ static void steer_explain(const void *inst, const plugin_query_t *q, plugin_resu
             why = "the chosen cluster is not IDLE or not measured yet";
         } else if (u >= s->near) {
             why = "the chosen cluster is near its threshold";
-        } else if (atomic_load_explicit(&s->view[r->set].flags, memory_order_relaxed) & CTL_F_SHORT) {
+        } else if (atomic_load_explicit(&s->view[r->set].flags, memory_order_relaxed) &
+                   CTL_F_SHORT) {
             why = "the controller expects the chosen cluster near its threshold";
-        } else if (home >= 0 &&
-                   atomic_load_explicit(&s->view[home].keep, memory_order_relaxed) < STEER_BUCKETS) {
+        } else if (home >= 0 && atomic_load_explicit(&s->view[home].keep, memory_order_relaxed) <
+                                    STEER_BUCKETS) {
             why = "the client's home sheds: it may move or come back";
         }
         if (why) {
@@ -975,8 +974,7 @@ static void steer_explain(const void *inst, const plugin_query_t *q, plugin_resu
         /* The answer depends on the hashed prefix: it holds for that prefix
          * only (RFC 7871 section 7.2.1). */
         unsigned hb = hash_bits(&q->client);
-        if (r->scope < hb)
-            r->scope = (uint8_t)hb;
+        if (r->scope < hb) r->scope = (uint8_t)hb;
     }
 }
 
@@ -993,10 +991,8 @@ static void steer_resolve(const void *inst, const plugin_query_t *q, plugin_resu
 static double ctl_unseen(const steer_t *s, uint64_t now, uint64_t t_ms)
 {
     double age = (double)(now - t_ms) - (double)s->lag_ms;
-    if (age <= 0)
-        return 1.0;
-    if (s->settle_ms == 0 || age >= (double)s->settle_ms)
-        return 0.0;
+    if (age <= 0) return 1.0;
+    if (s->settle_ms == 0 || age >= (double)s->settle_ms) return 0.0;
     return 1.0 - age / (double)s->settle_ms;
 }
 
@@ -1006,17 +1002,14 @@ static void ctl_move(steer_t *s, uint32_t src, uint32_t b, uint32_t to)
 {
     ctl_state_t *st = &s->state[src];
     uint32_t from = st->dest[b];
-    if (from == to)
-        return;
+    if (from == to) return;
     double r = st->rho;
     s->state[from].expect -= r;
     s->state[from].delta -= r;
     s->state[to].expect += r;
     s->state[to].delta += r;
-    if (from != src)
-        s->state[from].inflow -= r;
-    if (to != src)
-        s->state[to].inflow += r;
+    if (from != src) s->state[from].inflow -= r;
+    if (to != src) s->state[to].inflow += r;
     st->dest[b] = (uint16_t)to;
 }
 
@@ -1037,15 +1030,13 @@ static bool ctl_can_take(const steer_t *s, uint32_t j)
 /* The destinations for src's clients: the first `spread` clusters of its
  * candidate list (nearest first) that can take clients and have room below
  * the level, except `not`.  Returns how many. */
-static uint32_t ctl_dests(const steer_t *s, uint32_t src, uint32_t not, double level,
-                          uint32_t *out)
+static uint32_t ctl_dests(const steer_t *s, uint32_t src, uint32_t not, double level, uint32_t *out)
 {
     const cand_list_t *l = &s->lists[s->home_of[src]];
     uint32_t n = 0;
     for (uint32_t k = 0; k < l->n && n < s->spread; k++) {
         uint32_t j = l->idx[k];
-        if (j == src || j == not || !ctl_can_take(s, j) || ctl_room(s, j, level) <= 0)
-            continue;
+        if (j == src || j == not || !ctl_can_take(s, j) || ctl_room(s, j, level) <= 0) continue;
         out[n++] = j;
     }
     return n;
@@ -1062,16 +1053,13 @@ static int64_t ctl_pick_any(const steer_t *s, uint32_t src, uint32_t not, double
     uint32_t n = ctl_dests(s, src, not, level, d);
     int64_t best = -1;
     for (uint32_t k = 0; k < n; k++)
-        if (best < 0 || ctl_room(s, d[k], level) > ctl_room(s, (uint32_t)best, level))
-            best = d[k];
-    if (best >= 0 || !must)
-        return best;
+        if (best < 0 || ctl_room(s, d[k], level) > ctl_room(s, (uint32_t)best, level)) best = d[k];
+    if (best >= 0 || !must) return best;
     const cand_list_t *l = &s->lists[s->home_of[src]];
     double best_room = 0;
     for (uint32_t k = 0, m = 0; k < l->n && m < s->spread; k++) {
         uint32_t j = l->idx[k];
-        if (j == src || j == not || !s->state[j].up)
-            continue;
+        if (j == src || j == not || !s->state[j].up) continue;
         m++;
         double room = s->state[j].measured ? ctl_room(s, j, level) : 0;
         if (best < 0 || room > best_room) {
@@ -1089,14 +1077,11 @@ static double ctl_push_back(steer_t *s, uint32_t i, double excess, double level)
 {
     for (uint32_t src = 0; src < s->ncl && excess > 0; src++) {
         ctl_state_t *st = &s->state[src];
-        if (src == i)
-            continue;
+        if (src == i) continue;
         for (uint32_t b = st->keep; b < STEER_BUCKETS && excess > 0; b++) {
-            if (st->dest[b] != i)
-                continue;
+            if (st->dest[b] != i) continue;
             int64_t to = ctl_pick_any(s, src, i, level, false);
-            if (to < 0 || ctl_room(s, (uint32_t)to, level) < st->rho)
-                break;
+            if (to < 0 || ctl_room(s, (uint32_t)to, level) < st->rho) break;
             ctl_move(s, src, b, (uint32_t)to);
             excess -= st->rho;
         }
@@ -1109,8 +1094,7 @@ static double ctl_push_back(steer_t *s, uint32_t i, double excess, double level)
 static void ctl_shed(steer_t *s, uint32_t i, double excess, double level)
 {
     ctl_state_t *st = &s->state[i];
-    if (st->rho <= 0 || st->keep == 0)
-        return;
+    if (st->rho <= 0 || st->keep == 0) return;
     uint32_t d[STEER_MAX_SPREAD];
     uint32_t n = ctl_dests(s, i, i, level, d);
     double room = 0;
@@ -1127,8 +1111,7 @@ static void ctl_shed(steer_t *s, uint32_t i, double excess, double level)
      * more than `decrease` of the clients still at home. */
     double amount = excess < room ? excess : room;
     double most = s->decrease * st->keep * st->rho;
-    if (amount > most)
-        amount = most;
+    if (amount > most) amount = most;
     double nb = amount / st->rho + st->frac;
     uint32_t whole = nb >= st->keep ? st->keep : (uint32_t)nb;
     st->frac = whole < st->keep ? nb - whole : 0;
@@ -1188,8 +1171,7 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
             if (st->ring[k].bps != 0)
                 unseen += st->ring[k].bps * ctl_unseen(s, now, st->ring[k].t_ms);
         st->expect = st->meas + unseen;
-        if (st->expect < 0)
-            st->expect = 0;
+        if (st->expect < 0) st->expect = 0;
         st->delta = 0;
         st->inflow = 0;
         if (st->measured) {
@@ -1202,8 +1184,7 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
     for (uint32_t src = 0; src < n; src++) {
         ctl_state_t *st = &s->state[src];
         for (uint32_t b = st->keep; b < STEER_BUCKETS; b++)
-            if (st->dest[b] != src)
-                s->state[st->dest[b]].inflow += st->rho;
+            if (st->dest[b] != src) s->state[st->dest[b]].inflow += st->rho;
     }
     for (uint32_t i = 0; i < n; i++) {
         ctl_state_t *st = &s->state[i];
@@ -1215,8 +1196,7 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
     /* 3. The level: the target, or everybody's utilisation when that is
      * higher. */
     double level = s->target;
-    if (sum_c > 0 && sum_x / sum_c > level)
-        level = sum_x / sum_c;
+    if (sum_c > 0 && sum_x / sum_c > level) level = sum_x / sum_c;
     /* 4. DOWN: a DOWN cluster's clients all go now, and so do clients sent
      * to a cluster that went DOWN (never answer DOWN while any is up). */
     for (uint32_t src = 0; src < n; src++) {
@@ -1225,18 +1205,15 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
             st->keep = 0;
             st->frac = 0;
             for (uint32_t b = 0; b < STEER_BUCKETS; b++) {
-                if (st->dest[b] != src && s->state[st->dest[b]].up)
-                    continue;
+                if (st->dest[b] != src && s->state[st->dest[b]].up) continue;
                 int64_t to = ctl_pick_any(s, src, src, level, true);
-                if (to >= 0)
-                    ctl_move(s, src, b, (uint32_t)to);
+                if (to >= 0) ctl_move(s, src, b, (uint32_t)to);
             }
             continue;
         }
         for (uint32_t b = st->keep; b < STEER_BUCKETS; b++) {
             uint32_t d = st->dest[b];
-            if (d == src || s->state[d].up)
-                continue;
+            if (d == src || s->state[d].up) continue;
             int64_t to = ctl_pick_any(s, src, d, level, false);
             ctl_move(s, src, b, to >= 0 ? (uint32_t)to : src);
         }
@@ -1265,12 +1242,10 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
          * ping-pong). */
         if (st->inflow > 0) {
             double line = level + s->hyst > s->threshold ? level + s->hyst : s->threshold;
-            if (st->expect <= line * st->cap)
-                continue;
+            if (st->expect <= line * st->cap) continue;
             excess = ctl_push_back(s, i, excess, level);
         }
-        if (excess > 0)
-            ctl_shed(s, i, excess, level);
+        if (excess > 0) ctl_shed(s, i, excess, level);
     }
     /* 6. Below the level by return_margin, least loaded first: the buckets
      * moved last come back first, at most `increase` of them a step. */
@@ -1278,16 +1253,12 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
     for (uint32_t k = m; k-- > 0;) {
         uint32_t i = s->order[k].idx;
         ctl_state_t *st = &s->state[i];
-        if (st->keep >= STEER_BUCKETS)
-            continue;
+        if (st->keep >= STEER_BUCKETS) continue;
         double room = (level - s->ret_margin) * st->cap - st->expect;
-        if (room <= 0)
-            continue;
+        if (room <= 0) continue;
         uint32_t nb = STEER_BUCKETS - st->keep;
-        if (st->rho > 0 && room / st->rho < nb)
-            nb = (uint32_t)(room / st->rho);
-        if (nb > step_max)
-            nb = step_max;
+        if (st->rho > 0 && room / st->rho < nb) nb = (uint32_t)(room / st->rho);
+        if (nb > step_max) nb = step_max;
         for (uint32_t b = 0; b < nb; b++) {
             ctl_move(s, i, st->keep, i);
             st->keep++;
@@ -1307,11 +1278,13 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
         if ((was == STEER_BUCKETS) != (st->keep == STEER_BUCKETS))
             log_info("steer: %s: cluster %s %s (expected %.1f%%, level %.1f%%, keeps %u/%u)",
                      s->path, cl_name(s, i),
-                     st->keep < STEER_BUCKETS ? "starts moving clients away" : "has all its clients back",
+                     st->keep < STEER_BUCKETS ? "starts moving clients away"
+                                              : "has all its clients back",
                      st->cap > 0 ? st->expect / st->cap * 100 : 0, level * 100, st->keep,
                      STEER_BUCKETS);
         if (st->delta != 0 && log_get_level() >= LOG_DEBUG)
-            log_debug("steer: %s: %s measured %.1f%% expected %.1f%% inflow %.1f%% keep %u/%u, %.1f Mbit/s per bucket",
+            log_debug("steer: %s: %s measured %.1f%% expected %.1f%% inflow %.1f%% keep %u/%u, "
+                      "%.1f Mbit/s per bucket",
                       s->path, cl_name(s, i), st->cap > 0 ? st->meas / st->cap * 100 : 0,
                       st->cap > 0 ? st->expect / st->cap * 100 : 0,
                       st->cap > 0 ? st->inflow / st->cap * 100 : 0, st->keep, STEER_BUCKETS,
@@ -1321,8 +1294,7 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
         atomic_store_explicit(&v->keep, st->keep, memory_order_relaxed);
         double u = st->cap > 0 ? st->expect / st->cap : 0;
         uint32_t flags = 0;
-        if (!st->measured || u >= s->near || st->keep < STEER_BUCKETS)
-            flags |= CTL_F_SHORT;
+        if (!st->measured || u >= s->near || st->keep < STEER_BUCKETS) flags |= CTL_F_SHORT;
         atomic_store_explicit(&v->flags, flags, memory_order_relaxed);
         atomic_store_explicit(&v->expect_ppm, (uint32_t)(u > 4000 ? 4000 * PPM : u * PPM),
                               memory_order_relaxed);
@@ -1333,8 +1305,7 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
 static void steer_update(void *inst, const plugin_update_t *u)
 {
     steer_t *s = inst;
-    if (s->mode != STEER_DAMPED)
-        return;
+    if (s->mode != STEER_DAMPED) return;
     /* One step per measurement interval; at once when a cluster goes DOWN
      * or comes back. */
     bool updown = false;
@@ -1342,8 +1313,7 @@ static void steer_update(void *inst, const plugin_update_t *u)
         bool up = health_cluster_state(u->table, s->cl[i]) != HEALTH_DOWN;
         updown |= up != s->state[i].was_up;
     }
-    if (!updown && s->last_step_ms != 0 && u->now_ms - s->last_step_ms < s->step_ms)
-        return;
+    if (!updown && s->last_step_ms != 0 && u->now_ms - s->last_step_ms < s->step_ms) return;
     ctl_step(s, u->table, u->now_ms);
     s->last_step_ms = u->now_ms;
     for (uint32_t i = 0; i < s->ncl; i++)

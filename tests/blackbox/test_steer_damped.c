@@ -29,18 +29,18 @@
 #include "../fixtures/httpfix.h"
 #include "bb.h"
 
-#define NSUB 64               /* client subnets 198.18.0.0/24 .. 198.18.63.0/24 */
-#define HOME_IP "192.0.2.1"   /* home: 100 Mbit/s */
-#define AWAY_IP "192.0.2.2"   /* the neighbour: 1 Gbit/s, never near its target */
-#define HOME_BPS 100e6
+#define NSUB        64          /* client subnets 198.18.0.0/24 .. 198.18.63.0/24 */
+#define HOME_IP     "192.0.2.1" /* home: 100 Mbit/s */
+#define AWAY_IP     "192.0.2.2" /* the neighbour: 1 Gbit/s, never near its target */
+#define HOME_BPS    100e6
 #define DEADLINE_MS 15000
 
 typedef struct loop {
     bb_t b;
     httpfix_t *fx;
-    double demand;            /* total demand as a fraction of the home's capacity */
-    bool away[NSUB];          /* each subnet's cached answer: at the neighbour */
-    long long expiry[NSUB];   /* when the cached answer expires (ms) */
+    double demand;          /* total demand as a fraction of the home's capacity */
+    bool away[NSUB];        /* each subnet's cached answer: at the neighbour */
+    long long expiry[NSUB]; /* when the cached answer expires (ms) */
 } loop_t;
 
 static void pause_ms(int ms)
@@ -57,17 +57,14 @@ static int ask(const loop_t *l, int i, uint32_t *ttl)
     snprintf(ecs, sizeof(ecs), "198.18.%d.0/24", i);
     bb_q_t o = {.ecs = ecs};
     ldns_pkt *p = bb_query(&l->b, "dl.app.test.", "A", &o);
-    if (p == NULL)
-        fail_msg("subnet %s: no answer", ecs);
+    if (p == NULL) fail_msg("subnet %s: no answer", ecs);
     BB_EXPECT_RCODE(p, "NOERROR");
     bb_rdata(ldns_pkt_answer(p), got, sizeof(got));
     if (ttl && ldns_rr_list_rr_count(ldns_pkt_answer(p)) > 0)
         *ttl = ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0));
     ldns_pkt_free(p);
-    if (strcmp(got, HOME_IP) == 0)
-        return 0;
-    if (strcmp(got, AWAY_IP) == 0)
-        return 1;
+    if (strcmp(got, HOME_IP) == 0) return 0;
+    if (strcmp(got, AWAY_IP) == 0) return 1;
     fail_msg("subnet %s: expected %s or %s, got '%s'", ecs, HOME_IP, AWAY_IP, got);
     return -1;
 }
@@ -85,8 +82,7 @@ static int round_trip(loop_t *l, bool *now_away)
     for (int i = 0; i < NSUB; i++) {
         uint32_t ttl = 1;
         int a = ask(l, i, &ttl);
-        if (now_away)
-            now_away[i] = a;
+        if (now_away) now_away[i] = a;
         moved += a;
         if (t >= l->expiry[i]) {
             l->away[i] = a;
@@ -153,10 +149,8 @@ static int come_back(loop_t *l, int start, int *counts, int max)
         int m = round_trip(l, cur);
         if (m > counts[nc - 1])
             fail_msg("while coming back, subnets away went up from %d to %d", counts[nc - 1], m);
-        if (m < counts[nc - 1] && nc < max)
-            counts[nc++] = m;
-        if (m == 0)
-            return nc;
+        if (m < counts[nc - 1] && nc < max) counts[nc++] = m;
+        if (m == 0) return nc;
         pause_ms(5);
     }
     fail_msg("the subnets did not all come back within %d ms (still away: %d)", DEADLINE_MS,
@@ -177,32 +171,33 @@ static void loop_start(loop_t *l)
     httpfix_url(l->fx, "/home", uh, sizeof(uh));
     httpfix_url(l->fx, "/away", ua, sizeof(ua));
     char cfg[4096];
-    snprintf(cfg, sizeof(cfg),
-             "server: {listen: [127.0.0.1], port: 0, workers: 1, control: ctl.sock}\n"
-             "health: {interval: 100ms, threshold: 90%%}\n"
-             "regions:\n"
-             "  r1: {lat: 39.9, lon: 116.4, country: CN}\n"
-             "  r2: {lat: 31.2, lon: 121.5, country: CN}\n"
-             "geo:\n"
-             "  carriers: {c1: {}}\n"
-             "  nets: {\"198.18.0.0/18\": {region: r1, carrier: c1}}\n"
-             "clusters:\n"
-             "  home: {region: r1, carrier: c1, entry: [" HOME_IP "],\n"
-             "         servers: {h1: {capacity: 100Mbit, check: {kind: prometheus, url: \"%s\"}}}}\n"
-             "  away: {region: r2, carrier: c1, entry: [" AWAY_IP "],\n"
-             "         servers: {a1: {capacity: 1Gbit, check: {kind: prometheus, url: \"%s\"}}}}\n"
-             "resolvers:\n"
-             "  steer:\n"
-             "    dl: {mode: damped, ttl: 1s, busy_ttl: 1s, target: 80%%, increase: 3%%,\n"
-             "         return_margin: 10%%}\n"
-             "zones:\n"
-             "  - origin: app.test\n"
-             "    soa: \"ns1 hostmaster 1 3600 600 604800 60\"\n"
-             "    ns: [ns1]\n"
-             "    records:\n"
-             "      ns1: \"A 192.0.2.53\"\n"
-             "      dl: {steer: dl}\n",
-             uh, ua);
+    snprintf(
+        cfg, sizeof(cfg),
+        "server: {listen: [127.0.0.1], port: 0, workers: 1, control: ctl.sock}\n"
+        "health: {interval: 100ms, threshold: 90%%}\n"
+        "regions:\n"
+        "  r1: {lat: 39.9, lon: 116.4, country: CN}\n"
+        "  r2: {lat: 31.2, lon: 121.5, country: CN}\n"
+        "geo:\n"
+        "  carriers: {c1: {}}\n"
+        "  nets: {\"198.18.0.0/18\": {region: r1, carrier: c1}}\n"
+        "clusters:\n"
+        "  home: {region: r1, carrier: c1, entry: [" HOME_IP "],\n"
+        "         servers: {h1: {capacity: 100Mbit, check: {kind: prometheus, url: \"%s\"}}}}\n"
+        "  away: {region: r2, carrier: c1, entry: [" AWAY_IP "],\n"
+        "         servers: {a1: {capacity: 1Gbit, check: {kind: prometheus, url: \"%s\"}}}}\n"
+        "resolvers:\n"
+        "  steer:\n"
+        "    dl: {mode: damped, ttl: 1s, busy_ttl: 1s, target: 80%%, increase: 3%%,\n"
+        "         return_margin: 10%%}\n"
+        "zones:\n"
+        "  - origin: app.test\n"
+        "    soa: \"ns1 hostmaster 1 3600 600 604800 60\"\n"
+        "    ns: [ns1]\n"
+        "    records:\n"
+        "      ns1: \"A 192.0.2.53\"\n"
+        "      dl: {steer: dl}\n",
+        uh, ua);
     bb_start(&l->b, cfg);
     wait_measured(l);
 }
@@ -261,9 +256,10 @@ static void test_damped_moves_part_same_subnets_and_returns_in_steps(void **stat
             only2 += !first[i] && again[i];
         }
         if (both == 0 || (only1 > 0 && only2 > 0))
-            fail_msg("repeat %d: expected the same subnets to move: first %d away, now %d, in both %d, "
-                     "only first %d, only now %d",
-                     rep + 1, n1, n2, both, only1, only2);
+            fail_msg(
+                "repeat %d: expected the same subnets to move: first %d away, now %d, in both %d, "
+                "only first %d, only now %d",
+                rep + 1, n1, n2, both, only1, only2);
         print_message("at 95%% demand again %d moved, %d of them moved the first time\n", n2, both);
         n1 = n2;
         memcpy(first, again, sizeof(first));
@@ -290,8 +286,9 @@ static void test_damped_down_home_empties_and_refills_in_steps(void **state)
     int counts[NSUB + 1];
     int nc = come_back(&l, NSUB, counts, NSUB + 1);
     if (nc < 4)
-        fail_msg("expected the subnets to come back in steps after the home is up again, saw %d counts",
-                 nc);
+        fail_msg(
+            "expected the subnets to come back in steps after the home is up again, saw %d counts",
+            nc);
     print_message("after DOWN, %d subnets came back in %d steps\n", NSUB, nc - 1);
     loop_stop(&l);
 }
