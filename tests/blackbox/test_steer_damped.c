@@ -5,7 +5,7 @@
  * and once the home is idle again they come back in steps.
  *
  * And when the home goes DOWN, every client leaves at once and comes back in
- * steps once it is up again.
+ * steps once it is up again.  Also `default:`, the home of unknown clients.
  *
  * The test plays a small closed loop, like ../shared/loop does at scale:
  * N client /24 subnets of one region and carrier, each with the same demand,
@@ -189,7 +189,7 @@ static void loop_start(loop_t *l)
         "resolvers:\n"
         "  steer:\n"
         "    dl: {mode: damped, ttl: 1s, busy_ttl: 1s, target: 80%%, increase: 3%%,\n"
-        "         return_margin: 10%%}\n"
+        "         return_margin: 10%%, default: away}\n"
         "zones:\n"
         "  - origin: app.test\n"
         "    soa: \"ns1 hostmaster 1 3600 600 604800 60\"\n"
@@ -293,11 +293,63 @@ static void test_damped_down_home_empties_and_refills_in_steps(void **state)
     loop_stop(&l);
 }
 
+/* `default:` is the home of clients nothing is known about (DNSPod's
+ * default line); a known client keeps its own home.  A bad `default:` is an
+ * error at its position. */
+static void test_default_line(void **state)
+{
+    (void)state;
+    loop_t l;
+    loop_start(&l);
+    static const struct {
+        const char *ecs, *want;
+    } cases[] = {
+        {"100.64.1.0/24", AWAY_IP}, /* in no nets entry: region and carrier unknown */
+        {"192.0.2.0/24", AWAY_IP},
+        {"198.18.1.0/24", HOME_IP}, /* r1 / c1 */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char got[128], what[64];
+        bb_q_t o = {.ecs = cases[i].ecs};
+        ldns_pkt *p = bb_query(&l.b, "dl.app.test.", "A", &o);
+        if (p == NULL) fail_msg("%s: no answer", cases[i].ecs);
+        bb_rdata(ldns_pkt_answer(p), got, sizeof(got));
+        ldns_pkt_free(p);
+        snprintf(what, sizeof(what), "answer for %s", cases[i].ecs);
+        BB_EXPECT_STR(what, got, cases[i].want);
+    }
+    loop_stop(&l);
+
+    bb_t b;
+    bb_prepare(
+        &b,
+        "server: {listen: [127.0.0.1], port: 0}\n"                  /* 1 */
+        "regions: {r1: {lat: 39.9, lon: 116.4}}\n"                  /* 2 */
+        "geo: {carriers: {c1: {}}}\n"                               /* 3 */
+        "clusters:\n"                                               /* 4 */
+        "  home: {region: r1, carrier: c1, entry: [" HOME_IP "],\n" /* 5 */
+        "         servers: {h1: {capacity: 1Gbit, check: {kind: tcp, address: \"127.0.0.1:9\"}}}}\n"
+        "resolvers:\n"                                       /* 7 */
+        "  steer:\n"                                         /* 8 */
+        "    dl: {default: [home, nope]}\n"                  /* 9 */
+        "    d2: {clusters: [home], default: {home: 1}}\n"); /* 10 */
+    char out[4096];
+    const char *args[] = {"steerdns", "check", "-c", b.config, NULL};
+    BB_EXPECT_INT("check with a bad default: exit", bb_run(out, sizeof(out), args), 1);
+    bb_expect_contains("unknown default cluster", out,
+                       ":9:26: error: resolvers.steer.dl.default[1]: unknown cluster 'nope'\n");
+    bb_expect_contains("default of the wrong kind", out,
+                       ":10:37: error: resolvers.steer.d2.default: expected a cluster name or a "
+                       "list of cluster names\n");
+    bb_stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_damped_moves_part_same_subnets_and_returns_in_steps),
         cmocka_unit_test(test_damped_down_home_empties_and_refills_in_steps),
+        cmocka_unit_test(test_default_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
