@@ -31,8 +31,9 @@ typedef struct bb {
 /* Write a file (path relative to the test's folder). */
 void bb_write(const bb_t *b, const char *rel, const char *text);
 
-/* Prepare a folder and the main config text (with "@PORT@" standing for
- * the port, normally 0), without starting. */
+/* Prepare a folder and write the main config text, without starting.  In
+ * every text written (bb_write too), @DIR@ stands for the folder and
+ * @SHARED@ for the shared test data folder. */
 void bb_prepare(bb_t *b, const char *config_text);
 
 /* Start the server on the prepared folder; fails the test when it does not

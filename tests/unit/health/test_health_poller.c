@@ -431,7 +431,7 @@ static void test_cluster_state(void **state)
  * renamed over the old one. */
 static void write_file(const char *path, const char *content)
 {
-    char tmp[512];
+    char tmp[700];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     assert_non_null(f);

@@ -93,9 +93,22 @@ static size_t query(uint8_t *out, const char *name, uint16_t type, uint16_t flag
 static void test_no_allocation(void **state)
 {
     (void)state;
+    char statefile[] = "/tmp/steerdns-noalloc-state-XXXXXX";
+    int sfd = mkstemp(statefile);
+    assert_int_equal(write(sfd, "UP\n", 3), 3);
+    close(sfd);
     char path[] = "/tmp/steerdns-noalloc-XXXXXX.yaml";
     int fd = mkstemps(path, 5);
-    const char *cfg =
+    char cfg[8192];
+    snprintf(cfg, sizeof(cfg),
+        "regions: {r0: {lat: 39.9, lon: 116.4, country: CN}, r1: {lat: 23.1, lon: 113.3, country: CN}}\n"
+        "geo:\n"
+        "  carriers: {t: {}, u: {}}\n"
+        "  nets: {\"198.18.0.0/24\": {region: r0, carrier: t}, \"198.18.1.0/24\": {region: r1, carrier: u}}\n"
+        "clusters:\n"
+        "  c0: {region: r0, carrier: t, entry: [203.0.113.1, \"2001:db8::1\"], servers: {s: {capacity: 1Gbit, check: {kind: file, path: %s}}}}\n"
+        "  c1: {region: r1, carrier: u, entry: [203.0.113.2], servers: {s: {capacity: 1Gbit, check: {kind: file, path: %s}}}}\n"
+        "resolvers: {steer: {dl: {mode: damped}, lit: {mode: literal}}}\n"
         "zones:\n"
         "  - origin: example.test\n"
         "    soa: \"ns1 hostmaster 1 3600 600 604800 120\"\n"
@@ -107,17 +120,28 @@ static void test_no_allocation(void **state)
         "      \"*.wild\": \"A 192.0.2.99\"\n"
         "      child: \"NS ns.child\"\n"
         "      ns.child: \"A 192.0.2.53\"\n"
-        "      big: [\"TXT 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 1123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 2123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 3123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 4123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 5123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"]\n";
+        "      app: {steer: dl}\n"
+        "      app2: {steer: lit}\n"
+        "      img: {weighted: {192.0.2.1: 3, 192.0.2.2: 1}}\n"
+        "      api: {failover: [c0, c1]}\n"
+        "      big: [\"TXT 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 1123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 2123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 3123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 4123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 5123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"]\n", statefile, statefile);
     assert_int_equal(write(fd, cfg, strlen(cfg)), (ssize_t)strlen(cfg));
     close(fd);
     diag_list_t d;
     diag_init(&d);
     snap_t *s = NULL;
-    assert_int_equal(snap_build(path, &d, &s), 0);
+    if (snap_build(path, &d, &s) != 0) {
+        diag_print(&d, stderr);
+        fail_msg("the test configuration does not build");
+    }
     unlink(path);
+    unlink(statefile);
+    /* The controllers' first update (main thread; may allocate). */
+    snap_update_plugins(s, 1000);
 
-    static const uint8_t ecs[] = {0, 8, 0, 7, 0, 1, 24, 0, 198, 18, 1};
+    static const uint8_t ecs[] = {0, 8, 0, 7, 0, 1, 24, 0, 198, 18, 0};
     static const uint8_t badecs[] = {0, 8, 0, 7, 0, 9, 24, 0, 198, 18, 1};
+    static const uint8_t ecs1[] = {0, 8, 0, 7, 0, 1, 24, 0, 198, 18, 1};
     struct {
         const char *name;
         uint16_t type, flags;
@@ -139,6 +163,14 @@ static void test_no_allocation(void **state)
         {"www.example.test", 1, 0, 0, badecs, sizeof(badecs)},
         {"example.test", 255, 0, 0, NULL, 0},
         {"example.test", 252, 0, 0, NULL, 0},
+        {"app.example.test", 1, 0, 0, ecs, sizeof(ecs)},
+        {"app.example.test", 28, 0, 0, ecs1, sizeof(ecs1)},
+        {"app.example.test", 1, 0, -1, NULL, 0},
+        {"app2.example.test", 1, 0, 0, ecs1, sizeof(ecs1)},
+        {"app2.example.test", 28, 0, 0, ecs, sizeof(ecs)},
+        {"img.example.test", 1, 0, 0, NULL, 0},
+        {"api.example.test", 28, 0, 0, NULL, 0},
+        {"app.example.test", 255, 0, 0, ecs, sizeof(ecs)},
     };
     static answer_txn_t txn;
     static uint8_t out[65535];
@@ -146,7 +178,7 @@ static void test_no_allocation(void **state)
     answer_client_t client = {.addr = {.family = 4, .bits = 32, .addr = {192, 0, 2, 9}}};
     size_t heap_before = mallinfo2().uordblks;
     counting = 1;
-    size_t answered = 0;
+    size_t answered = 0, steered = 0;
     for (int round = 0; round < 2000; round++) {
         for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
             size_t n = query(q, qs[i].name, qs[i].type, qs[i].flags, qs[i].edns, qs[i].opt,
@@ -154,11 +186,14 @@ static void test_no_allocation(void **state)
             client.tcp = round & 1;
             answered += answer_respond(&s->env, q, n, &client, &txn, out,
                                        client.tcp ? sizeof(out) : 4096) > 0;
+            steered += txn.plugin;
         }
     }
     counting = 0;
     size_t heap_after = mallinfo2().uordblks;
     assert_int_equal(answered, 2000 * (sizeof(qs) / sizeof(qs[0])));
+    /* Every plugin path ran: steer (damped, literal), weighted, failover. */
+    assert_int_equal(steered, 2000 * 8);
     if (allocs != 0)
         fail_msg("the query path allocated %ld times", allocs);
 #ifndef STEERDNS_SANITIZED
