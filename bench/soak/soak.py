@@ -13,6 +13,10 @@ cleanly with status 0 on SIGTERM).  Exit status 0 only when nothing was
 lost, nothing crashed and RSS grew less than --rss-bound MiB.
 
     soak.py --build build [--duration 600] [--qps 3000] [--tcp-clients 4]
+
+Under AddressSanitizer, freed memory is held in a quarantine (256 MiB by
+default) and counts in RSS: run with ASAN_OPTIONS=quarantine_size_mb=0 for
+the RSS bound to mean what it says.
 """
 import argparse
 import os
