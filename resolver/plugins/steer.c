@@ -78,6 +78,9 @@ typedef struct cand_list {
     uint32_t nhome;   /* the first nhome are home */
     const char *tier; /* which line tier made the home set */
     uint32_t *idx;    /* indexes into steer_t.cl */
+    float *km;        /* distance from the client's region, -1 unknown (explain) */
+    uint8_t *other_carrier; /* 1: the carrier penalty applied (explain) */
+    bool by_neighbours; /* the order came from an explicit neighbour list */
 } cand_list_t;
 
 /* The controller's published view of one cluster (relaxed atomics: resolve
@@ -344,10 +347,20 @@ static void build_list(steer_t *s, arena_t *a, uint32_t origin, uint32_t c, cand
     qsort(keys, n, sizeof(*keys), sortkey_cmp);
     out->n = n;
     out->idx = arena_calloc(a, n ? n : 1, sizeof(uint32_t));
+    out->km = arena_calloc(a, n ? n : 1, sizeof(float));
+    out->other_carrier = arena_calloc(a, n ? n : 1, 1);
+    out->by_neighbours = from >= 0 && health_topo_region(s->topo, (uint32_t)from)->n_neighbours > 0;
     out->nhome = 0;
     for (uint32_t i = 0; i < n; i++) {
-        out->idx[i] = keys[i].idx;
-        out->nhome += home[keys[i].idx];
+        uint32_t ci = keys[i].idx;
+        const health_cluster_t *cl = health_topo_cluster(s->topo, s->cl[ci]);
+        out->idx[i] = ci;
+        out->nhome += home[ci];
+        out->km[i] = from >= 0 ? (float)health_region_distance_km(
+                                      health_topo_region(s->topo, (uint32_t)from),
+                                      health_topo_region(s->topo, cl->region))
+                               : -1.0f;
+        out->other_carrier[i] = known_c && s->cluster_carrier[s->cl[ci]] != c;
     }
     out->tier = tier;
 }
@@ -670,7 +683,9 @@ static void trace_candidates(const steer_t *s, const cand_list_t *l, const healt
                              uint16_t qtype, const trace_t *t)
 {
     if (!trace_on(t)) return;
-    trace_printf(t, "steer: candidates (%u, home tier: %s, %u home):", l->n, l->tier, l->nhome);
+    trace_printf(t, "steer: candidates (%u, home tier: %s, %u home; then %s, +%.0f km for another carrier):",
+                 l->n, l->tier, l->nhome,
+                 l->by_neighbours ? "the region's neighbour order" : "nearest first", s->penalty_km);
     for (uint32_t k = 0; k < l->n; k++) {
         uint32_t i = l->idx[k];
         uint32_t id = s->cl[i];
@@ -683,10 +698,14 @@ static void trace_candidates(const steer_t *s, const cand_list_t *l, const healt
                      atomic_load_explicit(&s->view[i].expect_ppm, memory_order_relaxed) / 1e4, keep,
                      STEER_BUCKETS, keep * 100.0 / STEER_BUCKETS);
         }
+        char dist[48] = " distance=-";
+        if (l->km[k] >= 0)
+            snprintf(dist, sizeof(dist), " distance=%.0fkm%s", l->km[k],
+                     l->other_carrier[k] ? "+penalty" : "");
         trace_printf(
-            t, "  %2u. %-24s %s region=%s carrier=%s state=%s util=%.1f%%%s%s", k + 1, cl->name,
+            t, "  %2u. %-24s %s region=%s carrier=%s%s state=%s util=%.1f%%%s%s", k + 1, cl->name,
             k < l->nhome ? "home " : "other", health_topo_region(s->topo, cl->region)->name,
-            cc == GEO_NONE ? "-" : geo_carrier_name(s->geo, cc),
+            cc == GEO_NONE ? "-" : geo_carrier_name(s->geo, cc), dist,
             health_state_str(health_cluster_state(tab, id)), health_cluster_util(tab, id) * 100.0,
             ctl, has_family(s, i, qtype) ? "" : " (no address of this family)");
     }

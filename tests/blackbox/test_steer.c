@@ -901,9 +901,10 @@ static void test_explain_offline(void **state)
         "geo: nets: override \"198.18.1.0/24\"",
         "steer: client subnet from ECS: region=beijing (region), carrier=telecom (address)",
         "steer: mode literal",
-        "steer: candidates (8, home tier: region+carrier, 1 home):",
-        "1. bj-tel", "home", "state=UNKNOWN",
-        "2. jl-tel", "3. bj-uni", "4. sh-tel", "5. gz-tel", "6. sh-uni", "7. gz-mob", "8. lon",
+        "steer: candidates (8, home tier: region+carrier, 1 home; then nearest first, +1000 km for another carrier):",
+        "1. bj-tel", "home", "distance=0km", "state=UNKNOWN",
+        "2. jl-tel", "distance=",
+        "3. bj-uni", "4. sh-tel", "5. gz-tel", "6. sh-uni", "7. gz-mob", "8. lon",
         "steer: rule 1 (literal): least-loaded idle home cluster bj-tel",
         "steer: TTL 7s",
         "answer: rcode NOERROR",
@@ -952,7 +953,7 @@ static void test_explain_live(void **state)
                           "app.example.test", "A", NULL};
     BB_EXPECT_INT("explain (live): exit", bb_run(out, sizeof(out), args), 0);
     static const char *const order[] = {
-        "steer: candidates (8, home tier: region+carrier, 1 home):",
+        "steer: candidates (8, home tier: region+carrier, 1 home; then nearest first, +1000 km for another carrier):",
         "1. bj-tel", "state=BUSY util=",
         "2. jl-tel", "state=IDLE util=",
         "steer: rule 2 (literal): no idle home cluster; first idle cluster in candidate order: jl-tel",
