@@ -289,6 +289,33 @@ static void test_import_and_include(void **state)
     bb_stop(&b);
 }
 
+/* Configured size limits refuse oversized input with a clear error. */
+static void test_config_limits(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_prepare(&b, HEAD "  max_config_bytes: 4096\n"
+                        "  max_zones: 1\n"
+                        "zones:\n"
+                        "  - include: zones.d/*.yaml\n");
+    char big[8192] = "origin: big.test\nsoa: \"ns1 h 1 1 1 1 1\"\nns: [ns1]\nrecords:\n";
+    for (int i = 0; strlen(big) < 6000; i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "  h%d: \"A 192.0.2.%d\"\n", i, i % 250);
+        strcat(big, line);
+    }
+    bb_write(&b, "zones.d/a-big.yaml", big);
+    bb_write(&b, "zones.d/b.yaml", "origin: b.test\nsoa: \"ns1 h 1 1 1 1 1\"\nns: [ns1]\nrecords: {ns1: \"A 192.0.2.1\"}\n");
+    bb_write(&b, "zones.d/c.yaml", "origin: c.test\nsoa: \"ns1 h 1 1 1 1 1\"\nns: [ns1]\nrecords: {ns1: \"A 192.0.2.1\"}\n");
+    char out[8192], want[600];
+    const char *args[] = {"steerdns", "check", "-c", b.config, NULL};
+    BB_EXPECT_INT("check with oversized input: exit", bb_run(out, sizeof(out), args), 1);
+    snprintf(want, sizeof(want), "%s/zones.d/a-big.yaml: error: file larger than the limit of 4096 bytes", b.dir);
+    bb_expect_contains("max_config_bytes", out, want);
+    bb_expect_contains("max_zones", out, "more than 1 zones (the limit)");
+    bb_stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_help_version),
         cmocka_unit_test(test_import_and_include),
+        cmocka_unit_test(test_config_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
