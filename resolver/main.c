@@ -200,6 +200,9 @@ static void build_done(uv_work_t *req, int status)
         if (rc != 0)
             log_err("reload: the health poller could not adopt the new topology: %s",
                     health_strerror(rc));
+        /* Controllers carry on where the running configuration left
+         * them, instead of starting with every client at home. */
+        snap_adopt_plugins(s, cur);
         snap_update_plugins(s, health_clock_ms());
         snap_t *old;
         uint64_t epoch = server_publish(app->srv, s, &old);

@@ -20,6 +20,10 @@
  *   update   optional, main thread only: after each health publication
  *            (controllers that feed back on measurements keep their state
  *            here and publish it to resolve with an atomic pointer).
+ *   adopt    optional, main thread only: on a reload, before the new
+ *            snapshot is published, take over the feedback state of the same
+ *            instance (same plugin and name) in the snapshot it replaces, so a
+ *            reload does not reset a controller.
  *   destroy  optional: release what is not in the arena.
  *
  * A name uses a plugin in a zone's records (docs/plugins.md):
@@ -105,6 +109,7 @@ typedef struct plugin_desc {
     void (*explain)(const void *inst, const plugin_query_t *q, plugin_result_t *r,
                     const trace_t *t);
     void (*update)(void *inst, const plugin_update_t *u);
+    void (*adopt)(void *inst, const void *old_inst);
 } plugin_desc_t;
 
 /* The registered plugins (registry.c), or NULL for an unknown name. */

@@ -382,6 +382,22 @@ static void build_plugins(snap_t *s, const yconf_node_t *resolvers, diag_list_t 
     zones_foreach_node(s->zones, plugin_visit, &w);
 }
 
+void snap_adopt_plugins(snap_t *s, const snap_t *old)
+{
+    for (size_t i = 0; i < s->nplugins; i++) {
+        plugin_inst_t *pi = s->plugins[i];
+        if (pi->desc->adopt == NULL)
+            continue;
+        for (size_t k = 0; k < old->nplugins; k++) {
+            const plugin_inst_t *po = old->plugins[k];
+            if (po->desc == pi->desc && strcmp(po->path, pi->path) == 0) {
+                pi->desc->adopt(pi->inst, po->inst);
+                break;
+            }
+        }
+    }
+}
+
 void snap_update_plugins(snap_t *s, uint64_t now_ms)
 {
     if (s->topo == NULL)

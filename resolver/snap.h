@@ -76,6 +76,11 @@ typedef struct snap {
  * Returns 0, -ENOENT when none is set, or another negative errno. */
 int snap_read_control(const char *path, char *out, size_t size);
 
+/* On reload (main thread, before s is published): every instance of s
+ * that has the same plugin and name (path) as one of old takes over its
+ * feedback state (the plugin's adopt hook). */
+void snap_adopt_plugins(snap_t *s, const snap_t *old);
+
 /* Run every plugin instance's update hook with the latest health table
  * (main thread, after each health publication). */
 void snap_update_plugins(snap_t *s, uint64_t now_ms);

@@ -1339,6 +1339,59 @@ static void steer_update(void *inst, const plugin_update_t *u)
         s->state[i].was_up = s->state[i].up;
 }
 
+/* A reload: take over the controller of the instance this one replaces,
+ * cluster by cluster (by name), so the clients moved away stay where they
+ * are.  Buckets sent to a cluster that is gone come home; the next step
+ * moves them again if needed. */
+static void steer_adopt(void *inst, const void *old_inst)
+{
+    steer_t *s = inst;
+    const steer_t *o = old_inst;
+    if (s->mode != STEER_DAMPED || o->mode != STEER_DAMPED)
+        return;
+    uint32_t *to_new = calloc(o->ncl ? o->ncl : 1, sizeof(uint32_t));
+    if (to_new == NULL)
+        return;
+    for (uint32_t j = 0; j < o->ncl; j++) {
+        to_new[j] = UINT32_MAX;
+        for (uint32_t i = 0; i < s->ncl; i++)
+            if (strcmp(cl_name(o, j), cl_name(s, i)) == 0)
+                to_new[j] = i;
+    }
+    for (uint32_t j = 0; j < o->ncl; j++) {
+        uint32_t i = to_new[j];
+        if (i == UINT32_MAX)
+            continue;
+        const ctl_state_t *os = &o->state[j];
+        ctl_state_t *st = &s->state[i];
+        ctl_pend_t *ring = st->ring;
+        *st = *os;
+        st->ring = ring;
+        uint32_t n = o->nring < s->nring ? o->nring : s->nring;
+        memcpy(st->ring, os->ring, n * sizeof(ctl_pend_t));
+        st->ring_pos = os->ring_pos % s->nring;
+        for (uint32_t b = 0; b < STEER_BUCKETS; b++) {
+            uint32_t d = os->dest[b] < o->ncl ? to_new[os->dest[b]] : UINT32_MAX;
+            st->dest[b] = (uint16_t)(d == UINT32_MAX ? i : d);
+        }
+        /* A bucket whose destination is gone points at its own home, which
+         * the answer path treats as staying home. */
+        ctl_view_t *v = &s->view[i];
+        for (uint32_t b = 0; b < STEER_BUCKETS; b++)
+            atomic_store_explicit(&v->dest[b], st->dest[b], memory_order_relaxed);
+        atomic_store_explicit(&v->keep, st->keep, memory_order_relaxed);
+        atomic_store_explicit(&v->flags, atomic_load_explicit(&o->view[j].flags, memory_order_relaxed),
+                              memory_order_relaxed);
+        atomic_store_explicit(&v->expect_ppm,
+                              atomic_load_explicit(&o->view[j].expect_ppm, memory_order_relaxed),
+                              memory_order_relaxed);
+    }
+    s->last_step_ms = o->last_step_ms;
+    atomic_store_explicit(&s->level_ppm, atomic_load_explicit(&o->level_ppm, memory_order_relaxed),
+                          memory_order_relaxed);
+    free(to_new);
+}
+
 const plugin_desc_t plugin_steer = {
     .abi = PLUGIN_ABI_VERSION,
     .name = "steer",
@@ -1346,4 +1399,5 @@ const plugin_desc_t plugin_steer = {
     .resolve = steer_resolve,
     .explain = steer_explain,
     .update = steer_update,
+    .adopt = steer_adopt,
 };

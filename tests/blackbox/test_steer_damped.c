@@ -39,6 +39,7 @@ typedef struct loop {
     bb_t b;
     httpfix_t *fx;
     double demand;          /* total demand as a fraction of the home's capacity */
+    char cfg[4096];         /* the configuration served */
     bool away[NSUB];        /* each subnet's cached answer: at the neighbour */
     long long expiry[NSUB]; /* when the cached answer expires (ms) */
 } loop_t;
@@ -170,9 +171,9 @@ static void loop_start(loop_t *l)
     httpfix_set_body(l->fx, "/away", body);
     httpfix_url(l->fx, "/home", uh, sizeof(uh));
     httpfix_url(l->fx, "/away", ua, sizeof(ua));
-    char cfg[4096];
+    char *cfg = l->cfg;
     snprintf(
-        cfg, sizeof(cfg),
+        cfg, sizeof(l->cfg),
         "server: {listen: [127.0.0.1], port: 0, workers: 1, control: ctl.sock}\n"
         "health: {interval: 100ms, threshold: 90%%}\n"
         "regions:\n"
@@ -267,6 +268,30 @@ static void test_damped_moves_part_same_subnets_and_returns_in_steps(void **stat
     loop_stop(&l);
 }
 
+/* A reload in the middle of shedding keeps the controller's state: the
+ * subnets that were moved away are still away right after it. */
+static void test_damped_reload_keeps_moves(void **state)
+{
+    (void)state;
+    loop_t l;
+    loop_start(&l);
+    l.demand = 0.95;
+    bool before[NSUB];
+    int n1 = settle_moved(&l, before, 1500);
+    assert_true(n1 > 0);
+    assert_true(bb_reload(&l.b, l.cfg, true));
+    bool after[NSUB];
+    int n2 = round_trip(&l, after);
+    int kept = 0;
+    for (int i = 0; i < NSUB; i++)
+        kept += before[i] && after[i];
+    if (kept != n1)
+        fail_msg("after a reload %d of the %d subnets moved away are still away (%d away now): "
+                 "the controller was reset",
+                 kept, n1, n2);
+    loop_stop(&l);
+}
+
 /* The home goes DOWN: every subnet leaves at once (never a DOWN answer);
  * when it is up again they come back in steps. */
 static void test_damped_down_home_empties_and_refills_in_steps(void **state)
@@ -349,6 +374,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_damped_moves_part_same_subnets_and_returns_in_steps),
         cmocka_unit_test(test_damped_down_home_empties_and_refills_in_steps),
+        cmocka_unit_test(test_damped_reload_keeps_moves),
         cmocka_unit_test(test_default_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
