@@ -152,9 +152,9 @@ static void parse_server(const yconf_node_t *node, snap_t *s, diag_list_t *d, co
     sv->tcp_idle_timeout_ms = t.idle_timeout_ms;
     sv->tcp_max_queries = t.max_queries;
 
-    /* listen: an address or a list; default both loopbacks' wildcard
-     * counterpart is too surprising, so the default is every IPv4 and IPv6
-     * address (0.0.0.0 and ::), as NSD and Knot do. */
+    /* listen: an address or a list; by default every IPv4 and IPv6
+     * address (0.0.0.0 and ::), as NSD does; wildcard sockets answer from
+     * the address that was asked (IP_PKTINFO). */
     const yconf_node_t *l = r.listen;
     if (l == NULL || yconf_is_null(l)) {
         netaddr_parse("0.0.0.0", &sv->listen[0]);
