@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -289,6 +290,35 @@ static void test_import_and_include(void **state)
     bb_stop(&b);
 }
 
+/* Listening on the wildcard addresses (the default): an answer comes from
+ * the address that was asked (IP_PKTINFO), else a connected client would
+ * never see it. */
+static void test_wildcard_listen(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, "server: {port: 0, workers: 2}\n"
+                 "zones:\n"
+                 "  - {origin: w.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\", www: \"A 192.0.2.2\"}}\n");
+    const char *targets[] = {"127.0.0.1", "127.0.0.2", "127.3.4.5"};
+    for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(b.port)};
+        inet_pton(AF_INET, targets[i], &dst.sin_addr);
+        /* Connected: the kernel drops a reply from any other address. */
+        assert_int_equal(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), 0);
+        uint8_t q[512], a[512];
+        size_t l = bb_build("www.w.test.", "A", NULL, q, sizeof(q));
+        assert_int_equal(send(fd, q, l, 0), (ssize_t)l);
+        struct pollfd p = {fd, POLLIN, 0};
+        int ok = poll(&p, 1, 2000) > 0 && recv(fd, a, sizeof(a), 0) > 12;
+        close(fd);
+        if (!ok)
+            fail_msg("no answer from %s: the reply must come from the address asked", targets[i]);
+    }
+    bb_stop(&b);
+}
+
 /* Configured size limits refuse oversized input with a clear error. */
 static void test_config_limits(void **state)
 {
@@ -326,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_help_version),
         cmocka_unit_test(test_import_and_include),
         cmocka_unit_test(test_config_limits),
+        cmocka_unit_test(test_wildcard_listen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
