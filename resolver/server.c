@@ -212,27 +212,55 @@ static void close_all(server_t *srv)
     }
 }
 
+/* The listen addresses this machine has: an address it does not have (or
+ * IPv6 on a host without it) is skipped with a warning, as Knot DNS does;
+ * any other failure is an error later, when binding. */
+static size_t usable_listen(const snap_server_t *cfg, netaddr_t *out)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < cfg->nlisten; k++) {
+        int fd = open_socket(&cfg->listen[k], 0, SOCK_DGRAM);
+        if (fd == -EADDRNOTAVAIL || fd == -EAFNOSUPPORT) {
+            char a[NETADDR_STRLEN];
+            netaddr_format(&cfg->listen[k], false, a, sizeof(a));
+            log_warn("listen address %s is not available on this host (%s): skipped", a,
+                     strerror(-fd));
+            continue;
+        }
+        if (fd >= 0)
+            close(fd);
+        out[n++] = cfg->listen[k];
+    }
+    return n;
+}
+
 static int bind_all(server_t *srv, const snap_server_t *cfg)
 {
     uint16_t port = (uint16_t)cfg->port;
+    netaddr_t use[SNAP_MAX_LISTEN];
+    size_t nuse = usable_listen(cfg, use);
+    if (nuse == 0) {
+        log_err("none of the listen addresses is available on this host");
+        return -EADDRNOTAVAIL;
+    }
     for (unsigned i = 0; i < srv->nworkers; i++) {
         worker_t *w = srv->workers[i];
-        w->nsock = cfg->nlisten;
-        for (size_t k = 0; k < cfg->nlisten; k++)
+        w->nsock = nuse;
+        for (size_t k = 0; k < nuse; k++)
             w->udp[k].fd = w->tcp[k].fd = -1;
     }
     for (unsigned i = 0; i < srv->nworkers; i++) {
         worker_t *w = srv->workers[i];
-        for (size_t k = 0; k < cfg->nlisten; k++) {
-            int fd = open_socket(&cfg->listen[k], port, SOCK_DGRAM);
+        for (size_t k = 0; k < nuse; k++) {
+            int fd = open_socket(&use[k], port, SOCK_DGRAM);
             if (fd < 0)
                 return fd;
             if (port == 0)
                 port = bound_port(fd); /* the first socket picks the port */
             w->udp[k].fd = fd;
-            w->udp[k].family = cfg->listen[k].family;
-            w->udp[k].wildcard = is_wildcard(&cfg->listen[k]);
-            fd = open_socket(&cfg->listen[k], port, SOCK_STREAM);
+            w->udp[k].family = use[k].family;
+            w->udp[k].wildcard = is_wildcard(&use[k]);
+            fd = open_socket(&use[k], port, SOCK_STREAM);
             if (fd < 0)
                 return fd;
             w->tcp[k].fd = fd;

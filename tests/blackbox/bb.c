@@ -42,6 +42,21 @@ long long bb_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+bool bb_have_ipv6(void)
+{
+    static int have = -1;
+    if (have < 0) {
+        int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+        struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+        have = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (!have)
+            fprintf(stderr, "note: no IPv6 loopback on this host: IPv6 transport checks skipped\n");
+    }
+    return have;
+}
+
 int bb_run(char *out, size_t size, const char *const *args)
 {
     int pfd[2];

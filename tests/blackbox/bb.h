@@ -94,6 +94,10 @@ int bb_run(char *out, size_t size, const char *const *args);
  * set `control: @DIR@/ctl.sock`) and read the reply into out. */
 void bb_control(const bb_t *b, const char *cmd, char *out, size_t size);
 
+/* True when this host has IPv6 loopback (::1); tests of IPv6 transport
+ * are skipped without it. */
+bool bb_have_ipv6(void);
+
 /* Monotonic milliseconds, for deadlines. */
 long long bb_now_ms(void);
 

@@ -385,6 +385,8 @@ static void check_case(const char *table, const scase_t *c, bool tcp)
     for (char *p = what; *p; p++)
         if (*p == '\n')
             *p = ';';
+    if (c->source && strchr(c->source, ':') && !bb_have_ipv6())
+        return; /* no IPv6 loopback on this host */
     res_t r;
     ask(qname, c->type, c->ecs, c->source, tcp, &r);
     snprintf(w, sizeof(w), "%s: rcode", what);
