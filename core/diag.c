@@ -3,6 +3,8 @@
  */
 #include "core/diag.h"
 
+#include "core/grow.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,14 +42,7 @@ void diag_vadd(diag_list_t *d, diag_severity_t sev, const diag_pos_t *pos, const
         d->warnings++;
     if (d->n >= DIAG_MAX_KEPT)
         return;
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 16;
-        diag_t *items = realloc(d->items, cap * sizeof(*items));
-        if (items == NULL)
-            abort();
-        d->items = items;
-        d->cap = cap;
-    }
+    d->items = grow_array(d->items, d->n, &d->cap, sizeof(*d->items), 16);
     char *msg = NULL;
     if (vasprintf(&msg, fmt, ap) < 0)
         abort();

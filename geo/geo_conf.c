@@ -12,6 +12,8 @@
  */
 #include "geo/geo_int.h"
 
+#include "core/grow.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -583,12 +585,7 @@ uint32_t geo__asn_record(geo_t *g, uint32_t asn, const char *org, size_t orglen)
     if (g->asn_index == NULL) g->asn_index = geo__u32map_new();
     uint32_t idx = geo__u32map_get(g->asn_index, asn);
     if (idx != GEO__NOVAL) return idx;
-    if (g->nasnr == g->capasnr) {
-        g->capasnr = g->capasnr ? g->capasnr * 2 : 1024;
-        geo__asnrec_t *n = realloc(g->asnr, g->capasnr * sizeof(*n));
-        if (n == NULL) abort();
-        g->asnr = n;
-    }
+    g->asnr = grow_array(g->asnr, g->nasnr, &g->capasnr, sizeof(*g->asnr), 1024);
     uint32_t car = g->asn_carrier ? geo__u32map_get(g->asn_carrier, asn) : GEO__NOVAL;
     idx = (uint32_t)g->nasnr;
     g->asnr[g->nasnr++] = (geo__asnrec_t){

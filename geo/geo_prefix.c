@@ -11,20 +11,12 @@
  */
 #include "geo/geo_int.h"
 
+#include "core/grow.h"
+
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *r = realloc(p, n);
-    if (r == NULL) {
-        fprintf(stderr, "steerdns: out of memory (%zu bytes)\n", n);
-        abort();
-    }
-    return r;
-}
 
 geo__u128 geo__addr_to_u128(const uint8_t *addr, uint8_t family)
 {
@@ -54,10 +46,7 @@ void geo__fmt_prefix(geo__u128 start, unsigned len, unsigned w, char *buf, size_
 
 void geo__pvec_push(geo__pvec_t *pv, geo__u128 start, unsigned len, uint32_t val)
 {
-    if (pv->n == pv->cap) {
-        pv->cap = pv->cap ? pv->cap * 2 : 1024;
-        pv->v = xrealloc(pv->v, pv->cap * sizeof(*pv->v));
-    }
+    pv->v = grow_array(pv->v, pv->n, &pv->cap, sizeof(*pv->v), 1024);
     pv->v[pv->n++] = (geo__piece_t){.start = start, .val = val, .len = (uint8_t)len};
 }
 
@@ -69,10 +58,7 @@ void geo__pvec_free(geo__pvec_t *pv)
 
 void geo__pfxvec_push(geo__pfxvec_t *v, geo__u128 start, unsigned len, uint32_t val, uint32_t prio)
 {
-    if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 256;
-        v->v = xrealloc(v->v, v->cap * sizeof(*v->v));
-    }
+    v->v = grow_array(v->v, v->n, &v->cap, sizeof(*v->v), 256);
     v->v[v->n++] = (geo__pfx_t){.start = start, .val = val, .prio = prio, .len = (uint8_t)len};
 }
 

@@ -21,6 +21,8 @@
  */
 #include "geo/geo_int.h"
 
+#include "core/grow.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -75,12 +77,7 @@ static uint32_t recset_get(recset_t *s, const geo__rec_t *r)
         j = (j + 1) & (s->nslots - 1);
     }
     if (s->n >= GEO__MAX_RECS) return GEO__NOVAL;
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 1024;
-        geo__rec_t *nv = realloc(s->v, s->cap * sizeof(*nv));
-        if (nv == NULL) abort();
-        s->v = nv;
-    }
+    s->v = grow_array(s->v, s->n, &s->cap, sizeof(*s->v), 1024);
     s->v[s->n] = *r;
     s->slots[j] = (uint32_t)s->n + 1;
     return (uint32_t)s->n++;
@@ -122,12 +119,7 @@ typedef struct outvec {
 
 static void *out_push(outvec_t *o)
 {
-    if (o->n == o->cap) {
-        o->cap = o->cap ? o->cap * 2 : 4096;
-        void *nv = realloc(o->v, o->cap * o->esize);
-        if (nv == NULL) abort();
-        o->v = nv;
-    }
+    o->v = grow_array(o->v, o->n, &o->cap, o->esize, 4096);
     return (char *)o->v + o->esize * o->n++;
 }
 

@@ -12,6 +12,8 @@
  */
 #include "zones/zones_int.h"
 
+#include "core/grow.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,12 +84,7 @@ static nb_t *nbmap_add(nbmap_t *m, arena_t *scratch, const uint8_t *name, size_t
     uint64_t h = zones__hash_key(zones__name_hash(name));
     b->next_in_bucket = m->buckets[h & m->mask];
     m->buckets[h & m->mask] = b;
-    if (m->n == m->cap) {
-        m->cap = m->cap ? m->cap * 2 : 64;
-        m->all = realloc(m->all, m->cap * sizeof(*m->all));
-        if (m->all == NULL)
-            abort();
-    }
+    m->all = grow_array(m->all, m->n, &m->cap, sizeof(*m->all), 64);
     m->all[m->n++] = b;
     return b;
 }

@@ -9,6 +9,8 @@
  */
 #include "zones/zones_int.h"
 
+#include "core/grow.h"
+
 #include <errno.h>
 #include <glob.h>
 #include <libgen.h>
@@ -85,27 +87,13 @@ unsigned zones_rdata_names(uint16_t type, const uint8_t *rdata, uint16_t rdlen,
 
 static void zb_add_rec(zones__zb_t *zb, const zones__rec_t *r)
 {
-    if (zb->nrecs == zb->caprecs) {
-        size_t cap = zb->caprecs ? zb->caprecs * 2 : 64;
-        zones__rec_t *nr = realloc(zb->recs, cap * sizeof(*nr));
-        if (nr == NULL)
-            abort();
-        zb->recs = nr;
-        zb->caprecs = cap;
-    }
+    zb->recs = grow_array(zb->recs, zb->nrecs, &zb->caprecs, sizeof(*zb->recs), 64);
     zb->recs[zb->nrecs++] = *r;
 }
 
 static void zb_add_ref(zones__zb_t *zb, const zones__ref_t *r)
 {
-    if (zb->nrefs == zb->caprefs) {
-        size_t cap = zb->caprefs ? zb->caprefs * 2 : 16;
-        zones__ref_t *nr = realloc(zb->refs, cap * sizeof(*nr));
-        if (nr == NULL)
-            abort();
-        zb->refs = nr;
-        zb->caprefs = cap;
-    }
+    zb->refs = grow_array(zb->refs, zb->nrefs, &zb->caprefs, sizeof(*zb->refs), 16);
     zb->refs[zb->nrefs++] = *r;
 }
 
@@ -407,14 +395,7 @@ static void import_master(loader_t *L, zones__zb_t *zb, const char *file, uint32
 
 static zones__zb_t *new_zone(loader_t *L)
 {
-    if (L->n == L->cap) {
-        size_t cap = L->cap ? L->cap * 2 : 8;
-        zones__zb_t *nz = realloc(L->zbs, cap * sizeof(*nz));
-        if (nz == NULL)
-            abort();
-        L->zbs = nz;
-        L->cap = cap;
-    }
+    L->zbs = grow_array(L->zbs, L->n, &L->cap, sizeof(*L->zbs), 8);
     zones__zb_t *zb = &L->zbs[L->n++];
     memset(zb, 0, sizeof(*zb));
     return zb;
