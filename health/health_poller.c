@@ -37,6 +37,7 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include "core/grow.h"
 #include "core/log.h"
 
 /* Publications are coalesced: at most one per PUB_MIN_MS, which bounds the
@@ -163,6 +164,8 @@ struct health {
     CURLM *multi;
     struct curl_slist *accept_prom, *accept_json;
     xfer_t *pool;
+    struct sockctx **socks; /* by descriptor: libcurl's sockets we watch */
+    size_t socks_cap;
     void (*notify)(void *arg);
     void *notify_arg;
 
@@ -610,20 +613,27 @@ static void on_poll(uv_poll_t *p, int status, int events)
     check_multi_info(h);
 }
 
+/* A socket's poll handle lives as long as the socket: libcurl removes a
+ * keep-alive connection from its watch list after every transfer and adds
+ * it back for the next one, and a handle kept across that costs no
+ * allocation and no uv_poll_init (three system calls) per request.  The
+ * table by descriptor finds it again; close_cb ends it. */
 static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     (void)e;
     health_t *h = userp;
     sockctx_t *c = socketp;
+    if (c && uv_is_closing((uv_handle_t *)&c->poll)) c = NULL; /* closed by close_cb */
     if (what == CURL_POLL_REMOVE) {
         if (c) {
             uv_poll_stop(&c->poll);
-            uv_close((uv_handle_t *)&c->poll, on_sock_closed);
             curl_multi_assign(h->multi, fd, NULL);
         }
         return 0;
     }
+    if (c == NULL && fd >= 0 && (size_t)fd < h->socks_cap) c = h->socks[fd];
     if (c == NULL) {
+        if (fd < 0) return -1;
         c = calloc(1, sizeof(*c));
         if (c == NULL) return -1;
         int rc = uv_poll_init_socket(&h->loop, &c->poll, fd);
@@ -636,13 +646,31 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
         c->poll.data = c;
         c->fd = fd;
         c->h = h;
-        curl_multi_assign(h->multi, fd, c);
+        size_t old_cap = h->socks_cap;
+        h->socks = grow_array(h->socks, (size_t)fd, &h->socks_cap, sizeof(*h->socks), 64);
+        memset(h->socks + old_cap, 0, (h->socks_cap - old_cap) * sizeof(*h->socks));
+        h->socks[fd] = c;
     }
+    curl_multi_assign(h->multi, fd, c);
     int ev = 0;
     if (what & CURL_POLL_IN) ev |= UV_READABLE;
     if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
     uv_poll_start(&c->poll, ev, on_poll);
     return 0;
+}
+
+/* Stop watching fd for good (libcurl closes it, or the poller ends). */
+static void sock_forget(health_t *h, curl_socket_t fd)
+{
+    if (fd < 0 || (size_t)fd >= h->socks_cap || h->socks[fd] == NULL) return;
+    uv_close((uv_handle_t *)&h->socks[fd]->poll, on_sock_closed);
+    h->socks[fd] = NULL;
+}
+
+static int close_cb(void *clientp, curl_socket_t fd)
+{
+    sock_forget(clientp, fd);
+    return close(fd);
 }
 
 static void on_curl_timeout(uv_timer_t *t)
@@ -723,6 +751,8 @@ static xfer_t *xfer_get(health_t *h)
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, h);
     return x;
 }
 
@@ -1526,10 +1556,12 @@ static void shutdown_loop(health_t *h)
 {
     adopt(h, NULL);
     if (h->multi) {
-        /* Closes cached connections; sock_cb(REMOVE) closes their polls. */
+        /* Closes cached connections; close_cb closes their polls. */
         curl_multi_cleanup(h->multi);
         h->multi = NULL;
     }
+    for (size_t fd = 0; fd < h->socks_cap; fd++)
+        sock_forget(h, (curl_socket_t)fd);
     uv_close((uv_handle_t *)&h->wake, on_closed_noop);
     uv_close((uv_handle_t *)&h->curl_timer, on_closed_noop);
     uv_close((uv_handle_t *)&h->pub_timer, on_closed_noop);
@@ -1684,6 +1716,7 @@ void health_stop(health_t *h)
     pthread_mutex_destroy(&h->ctl_mu);
     pthread_cond_destroy(&h->ctl_cv);
     pthread_mutex_destroy(&h->status_mu);
+    free(h->socks);
     free(h);
 }
 
