@@ -8,10 +8,12 @@
 #include "resolver/snap.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "core/log.h"
@@ -119,7 +121,7 @@ static const yconf_key_t tcp_table[] = {
 
 static const char *resolve_path(arena_t *a, const char *base_dir, const char *p)
 {
-    if (p == NULL || p[0] == '/' || base_dir == NULL)
+    if (p == NULL || p[0] == '/' || base_dir == NULL || base_dir[0] == '\0')
         return p;
     return arena_sprintf(a, "%s/%s", base_dir, p);
 }
@@ -424,8 +426,12 @@ int snap_build(const char *path, diag_list_t *d, snap_t **out)
         return -ENOMEM;
     s->arena = arena_new();
     s->path = arena_strdup(s->arena, path);
+    /* Files named relative to a configuration in the current folder keep
+     * their own names ("zones/a.yaml", not "./zones/a.yaml") in messages. */
     char *dircopy = arena_strdup(s->arena, path);
     const char *base_dir = dirname(dircopy);
+    if (strcmp(base_dir, ".") == 0)
+        base_dir = "";
 
     const yconf_node_t *root = NULL;
     if (yconf_parse_file(s->arena, path, 0, d, &root) != 0) {
@@ -435,6 +441,13 @@ int snap_build(const char *path, diag_list_t *d, snap_t **out)
     top_t top = {0};
     yconf_apply(root, top_table, &top, s->arena, d, "", NULL);
     parse_server(top.server, s, d, base_dir);
+    /* The main file was read under the default cap (its own limit is in
+     * it); hold it to the limit it sets, as every other file is. */
+    struct stat st;
+    if (stat(path, &st) == 0 && (uint64_t)st.st_size > s->server.max_config_bytes)
+        diag_error(d, &(diag_pos_t){path, 0, 0},
+                   "file larger than the limit of %" PRIu64 " bytes (server.max_config_bytes)",
+                   s->server.max_config_bytes);
 
     /* Regions, clusters and servers (health), then the classifier (geo),
      * which needs the regions' names and match keys, then the carriers

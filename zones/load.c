@@ -104,10 +104,19 @@ static const char *path_join(arena_t *a, const char *base, const char *path)
     return arena_sprintf(a, "%s/%s", base, path);
 }
 
+/* A folder of the pattern that does not exist is no match (a warning, as
+ * for an empty folder); one that cannot be read is an error. */
+static int glob_failed(const char *epath, int eerrno)
+{
+    (void)epath;
+    return eerrno != ENOENT && eerrno != ENOTDIR;
+}
+
 static const char *dir_of(arena_t *a, const char *path)
 {
     char *copy = arena_strdup(a, path);
-    return arena_strdup(a, dirname(copy));
+    const char *dir = dirname(copy);
+    return arena_strdup(a, strcmp(dir, ".") == 0 ? "" : dir);
 }
 
 /* Types a zone may not hold: meta types and those we do not implement. */
@@ -424,7 +433,7 @@ static void load_zone_item(loader_t *L, const yconf_node_t *item, const char *pa
         }
         const char *pattern = path_join(L->scratch, base_dir, zi.include);
         glob_t g;
-        int rc = glob(pattern, GLOB_ERR, NULL, &g);
+        int rc = glob(pattern, 0, glob_failed, &g);
         if (rc == GLOB_NOMATCH) {
             if (strpbrk(zi.include, "*?["))
                 yconf_warn(L->d, nodes[ZI_INCLUDE], "%s.include: no file matches '%s'", path, pattern);

@@ -1,0 +1,110 @@
+/*
+ * test_config.c - black-box tests of how `steerdns check` reads files:
+ * names in messages as the operator wrote them, include patterns whose
+ * folder does not exist, and the size limit applied to the main file too.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bb.h"
+
+#define HEAD                                                                                     \
+    "server:\n"                                                                                  \
+    "  listen: [127.0.0.1]\n"                                                                    \
+    "  port: 0\n"                                                                                \
+    "  workers: 1\n"
+
+#define ZONE_BAD_RECORD                                                                          \
+    "origin: a.test\n"                                                                           \
+    "soa: \"ns1 h 1 1 1 1 1\"\n"                                                                 \
+    "ns: [ns1]\n"                                                                                \
+    "records:\n"                                                                                 \
+    "  ns1: \"A 192.0.2.1\"\n"                                                                   \
+    "  bad: \"A 300.1.1.1\"\n"
+
+/* Run `steerdns check -c rel` from the test's folder. */
+static int check_in(const bb_t *b, const char *rel, char *out, size_t size)
+{
+    char cwd[512];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(chdir(b->dir), 0);
+    const char *args[] = {"steerdns", "check", "-c", rel, NULL};
+    int rc = bb_run(out, size, args);
+    assert_int_equal(chdir(cwd), 0);
+    return rc;
+}
+
+/* With a relative -c, files are named as written: "zones.d/a.yaml", not
+ * "./zones.d/a.yaml"; the same for a zone file's own imports. */
+static void test_relative_names(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_prepare(&b, HEAD "zones:\n"
+                        "  - include: zones.d/*.yaml\n"
+                        "  - import: b.zone\n"
+                        "    origin: b.test\n");
+    bb_write(&b, "zones.d/a.yaml", ZONE_BAD_RECORD);
+    bb_write(&b, "b.zone", "$TTL 300\n@ SOA ns1 h 1 1 1 1 1\n@ NS ns1\nns1 A 192.0.2.1\nbad A 300.1.1.1\n");
+    char out[8192];
+    BB_EXPECT_INT("check: exit", check_in(&b, "steerdns.yaml", out, sizeof(out)), 1);
+    bb_expect_contains("included file", out, "zones.d/a.yaml:6:8: error:");
+    bb_expect_contains("imported file", out, "b.zone:5:1: error:");
+    if (strstr(out, "./") != NULL)
+        fail_msg("a name starts with ./:\n%s", out);
+    bb_stop(&b);
+}
+
+/* A pattern whose folder does not exist matches nothing: a warning, as for
+ * an empty folder; the configuration is valid. */
+static void test_include_missing_folder(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_prepare(&b, HEAD "zones:\n"
+                        "  - include: zones.d/*.yaml\n"
+                        "  - include: nodir/z*.yaml\n");
+    bb_write(&b, "zones.d/a.yaml",
+             "origin: a.test\nsoa: \"ns1 h 1 1 1 1 1\"\nns: [ns1]\nrecords: {ns1: \"A 192.0.2.1\"}\n");
+    char out[8192];
+    BB_EXPECT_INT("check: exit", check_in(&b, "steerdns.yaml", out, sizeof(out)), 0);
+    bb_expect_contains("warning", out,
+                       "steerdns.yaml:7:14: warning: zones[1].include: no file matches 'nodir/z*.yaml'");
+    bb_stop(&b);
+}
+
+/* server.max_config_bytes holds the main file to the limit it sets. */
+static void test_main_file_limit(void **state)
+{
+    (void)state;
+    char text[4096] = HEAD "  max_config_bytes: 1024\n"
+                           "zones:\n"
+                           "  - {origin: a.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\"}}\n";
+    while (strlen(text) < 2000)
+        strcat(text, "# a comment that makes the main file larger than its own limit\n");
+    bb_t b;
+    bb_prepare(&b, text);
+    char out[8192];
+    BB_EXPECT_INT("check: exit", check_in(&b, "steerdns.yaml", out, sizeof(out)), 1);
+    bb_expect_contains("limit", out,
+                       "steerdns.yaml: error: file larger than the limit of 1024 bytes (server.max_config_bytes)");
+    bb_stop(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_relative_names),
+        cmocka_unit_test(test_include_missing_folder),
+        cmocka_unit_test(test_main_file_limit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
