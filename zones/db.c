@@ -205,6 +205,11 @@ static bool build_zone(zones__zb_t *zb, arena_t *a, arena_t *scratch, diag_list_
     }
     for (size_t i = 0; i < zb->nrefs; i++) {
         nb_t *b = ensure_node(&m, scratch, zb->refs[i].owner, zb->refs[i].owner_len, zb->origin);
+        if (b->resolver) {
+            name_str(b->name, oname);
+            diag_error(d, &zb->refs[i].node->pos, "'%s' has more than one resolver", oname);
+            continue;
+        }
         b->resolver = zb->refs[i].node;
         if (b->nrecs == 0)
             b->pos = zb->refs[i].node->pos;

@@ -333,8 +333,15 @@ static void add_records(loader_t *L, zones__zb_t *zb, const yconf_node_t *record
         } else if (val->kind == YCONF_SEQ) {
             for (size_t j = 0; j < val->u.seq.n; j++) {
                 const yconf_node_t *it = val->u.seq.items[j];
+                if (it->kind == YCONF_MAP) {
+                    /* A resolver beside the name's other records. */
+                    zones__ref_t r = {arena_memdup(L->scratch, owner, (size_t)olen), (uint8_t)olen, it};
+                    zb_add_ref(zb, &r);
+                    continue;
+                }
                 if (it->kind != YCONF_SCALAR || yconf_is_null(it)) {
-                    yconf_error(L->d, it, "%s.records.%s[%zu]: expected a record such as \"300 A 192.0.2.1\"",
+                    yconf_error(L->d, it,
+                                "%s.records.%s[%zu]: expected a record such as \"300 A 192.0.2.1\" or a resolver such as {steer: NAME}",
                                 path, key->u.scalar.str, j);
                     continue;
                 }

@@ -1,7 +1,8 @@
 /*
  * test_config.c - black-box tests of how `steerdns check` reads files:
  * names in messages as the operator wrote them, include patterns whose
- * folder does not exist, and the size limit applied to the main file too.
+ * folder does not exist, the size limit applied to the main file too, and
+ * a resolver beside other records at one name.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -99,12 +100,51 @@ static void test_main_file_limit(void **state)
     bb_stop(&b);
 }
 
+/* A name's list may hold a resolver beside other records: the resolver
+ * answers A and AAAA, the records the other types; two resolvers at one
+ * name are an error. */
+static void test_resolver_beside_records(void **state)
+{
+    (void)state;
+    const char *zone = "zones:\n"
+                       "  - origin: a.test\n"
+                       "    soa: \"ns1 h 1 1 1 1 1\"\n"
+                       "    ns: [ns1]\n"
+                       "    records:\n"
+                       "      ns1: \"A 192.0.2.1\"\n"
+                       "      app: [{static: 192.0.2.7}, \"TXT \\\"hello\\\"\", \"MX 10 ns1\"]\n";
+    char text[2048];
+    snprintf(text, sizeof(text), HEAD "%s", zone);
+    bb_t b;
+    bb_start(&b, text);
+    const char *types[] = {"A", "TXT", "MX"};
+    const char *want[] = {"192.0.2.7", "\"hello\"", "10 ns1.a.test."};
+    for (int i = 0; i < 3; i++) {
+        ldns_pkt *p = bb_query(&b, "app.a.test.", types[i], NULL);
+        assert_non_null(p);
+        char got[512];
+        bb_rdata(ldns_pkt_answer(p), got, sizeof(got));
+        bb_expect_contains(types[i], got, want[i]);
+        ldns_pkt_free(p);
+    }
+    bb_stop(&b);
+
+    snprintf(text, sizeof(text), HEAD "%s      two: [{static: 192.0.2.7}, {static: 192.0.2.8}]\n", zone);
+    bb_prepare(&b, text);
+    char out[4096];
+    const char *args[] = {"steerdns", "check", "-c", b.config, NULL};
+    BB_EXPECT_INT("two resolvers: exit", bb_run(out, sizeof(out), args), 1);
+    bb_expect_contains("two resolvers", out, "steerdns.yaml:12:34: error: 'two.a.test.' has more than one resolver");
+    bb_stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_relative_names),
         cmocka_unit_test(test_include_missing_folder),
         cmocka_unit_test(test_main_file_limit),
+        cmocka_unit_test(test_resolver_beside_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
