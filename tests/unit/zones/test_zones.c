@@ -173,7 +173,7 @@ static void test_errors(void **state)
         {"zones:\n  - {origin: a.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {x: 7}}\n",
          "2:70: record '7': Syntax error, could not parse the RR's class"},
         {"zones:\n  - {origin: a.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {x: [[1]]}}\n",
-         "2:71: zones[\"a.test\"].records.x[0]: expected a record such as \"300 A 192.0.2.1\""},
+         "2:71: zones[\"a.test\"].records.x[0]: expected a record such as \"300 A 192.0.2.1\" or a resolver such as {steer: NAME}"},
         {"zones:\n  - {origin: a.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], colour: red}\n",
          "2:57: zones[0]: unknown key 'colour' (known: origin, ttl, soa, ns, records, import, include, carrier)"},
         {"zones:\n  - {origin: a.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {cut: \"NS x.cut\", \"x.cut\": \"A 1.2.3.4\", \"y.cut\": \"TXT no\"}}\n",
