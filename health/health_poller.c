@@ -2,9 +2,11 @@
  * health_poller.c - the poller: one thread, one libuv loop, every server's
  * check, the state machine, and publication of the state tables.
  *
- * Owns: the thread and its loop; a libcurl multi handle driven by the loop
+ * Owns: the thread and its loop; libcurl multi handles driven by the loop
  * (curl_multi_socket_action with one uv_poll_t per socket and one
- * uv_timer_t for curl's timeouts, the canonical multi-uv integration); a
+ * uv_timer_t per multi for curl's timeouts, the canonical multi-uv
+ * integration; HEALTH_SHARDS multis, each endpoint always in the same
+ * one, see shard_of); a
  * pool of curl easy handles with their body buffers; the runtime state of
  * the adopted topology (one srv_t per server: its timer, state machine,
  * counter baseline, admin override and reason text); the admin file's
@@ -55,9 +57,22 @@
 typedef struct srv srv_t;
 typedef struct run run_t;
 
+/* One libcurl multi handle and its timer.  libcurl 7.88 walks a multi's
+ * whole connection cache each time a transfer is removed, so one multi
+ * for a thousand endpoints costs a thousand steps per poll; endpoints are
+ * spread over HEALTH_SHARDS multis by host and port (connections are
+ * shared only within one endpoint anyway). */
+#define HEALTH_SHARDS 16
+typedef struct shard {
+    CURLM *multi;
+    uv_timer_t timer;
+    health_t *h;
+} shard_t;
+
 /* One HTTP transfer: a pooled easy handle and its body buffer. */
 typedef struct xfer {
     CURL *easy;
+    shard_t *shard; /* the multi it runs in */
     srv_t *srv; /* NULL once its server is gone (topology switch) */
     health_t *h;
     char *body;
@@ -159,10 +174,9 @@ struct health {
     bool started;
     bool stopped;
     uv_async_t wake;
-    uv_timer_t curl_timer;
     uv_timer_t pub_timer;
     uv_timer_t admin_timer;
-    CURLM *multi;
+    shard_t shards[HEALTH_SHARDS];
     struct curl_slist *accept_prom, *accept_json;
     xfer_t *pool;
     struct sockctx **socks; /* by descriptor: libcurl's sockets we watch */
@@ -587,10 +601,10 @@ static void srv_value(srv_t *s, double value, uint64_t t_ns, bool remote_ts)
 typedef struct sockctx {
     uv_poll_t poll;
     curl_socket_t fd;
-    health_t *h;
+    shard_t *shard; /* the multi that watches it now */
 } sockctx_t;
 
-static void check_multi_info(health_t *h);
+static void check_multi_info(shard_t *sh);
 
 static void on_sock_closed(uv_handle_t *hd)
 {
@@ -600,7 +614,7 @@ static void on_sock_closed(uv_handle_t *hd)
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     sockctx_t *c = p->data;
-    health_t *h = c->h;
+    shard_t *sh = c->shard;
     int flags = 0;
     if (status < 0)
         flags = CURL_CSELECT_ERR;
@@ -610,8 +624,8 @@ static void on_poll(uv_poll_t *p, int status, int events)
     }
     int running;
     /* May call sock_cb(REMOVE) for this very socket, which closes c. */
-    curl_multi_socket_action(h->multi, c->fd, flags, &running);
-    check_multi_info(h);
+    curl_multi_socket_action(sh->multi, c->fd, flags, &running);
+    check_multi_info(sh);
 }
 
 /* A socket's poll handle lives as long as the socket: libcurl removes a
@@ -622,13 +636,14 @@ static void on_poll(uv_poll_t *p, int status, int events)
 static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 {
     (void)e;
-    health_t *h = userp;
+    shard_t *sh = userp;
+    health_t *h = sh->h;
     sockctx_t *c = socketp;
     if (c && uv_is_closing((uv_handle_t *)&c->poll)) c = NULL; /* closed by close_cb */
     if (what == CURL_POLL_REMOVE) {
         if (c) {
             uv_poll_stop(&c->poll);
-            curl_multi_assign(h->multi, fd, NULL);
+            curl_multi_assign(sh->multi, fd, NULL);
         }
         return 0;
     }
@@ -646,13 +661,13 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
         }
         c->poll.data = c;
         c->fd = fd;
-        c->h = h;
         size_t old_cap = h->socks_cap;
         h->socks = grow_array(h->socks, (size_t)fd, &h->socks_cap, sizeof(*h->socks), 64);
         memset(h->socks + old_cap, 0, (h->socks_cap - old_cap) * sizeof(*h->socks));
         h->socks[fd] = c;
     }
-    curl_multi_assign(h->multi, fd, c);
+    c->shard = sh;
+    curl_multi_assign(sh->multi, fd, c);
     int ev = 0;
     if (what & CURL_POLL_IN) ev |= UV_READABLE;
     if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
@@ -676,22 +691,22 @@ static int close_cb(void *clientp, curl_socket_t fd)
 
 static void on_curl_timeout(uv_timer_t *t)
 {
-    health_t *h = t->data;
+    shard_t *sh = t->data;
     int running;
-    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_multi_info(h);
+    curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_multi_info(sh);
 }
 
 static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 {
     (void)m;
-    health_t *h = userp;
+    shard_t *sh = userp;
     /* Never call curl from here: the uv timer does it on the next
      * iteration (timeout 0 included). */
     if (timeout_ms < 0)
-        uv_timer_stop(&h->curl_timer);
+        uv_timer_stop(&sh->timer);
     else
-        uv_timer_start(&h->curl_timer, on_curl_timeout, (uint64_t)timeout_ms, 0);
+        uv_timer_start(&sh->timer, on_curl_timeout, (uint64_t)timeout_ms, 0);
     return 0;
 }
 
@@ -770,6 +785,18 @@ static void xfer_put(health_t *h, xfer_t *x)
     h->pool = x;
 }
 
+/* The shard of a URL: a hash of its scheme, host and port, so that every
+ * check of one endpoint runs in the multi that holds its connections. */
+static unsigned shard_of(const char *url)
+{
+    const char *h = strstr(url, "://");
+    const char *end = h ? h + 3 + strcspn(h + 3, "/?#") : url + strlen(url);
+    uint32_t x = 2166136261u;
+    for (const char *p = url; p < end; p++)
+        x = (x ^ (unsigned char)*p) * 16777619u;
+    return (x ^ (x >> 16)) % HEALTH_SHARDS;
+}
+
 /* True when the URL's host is an IPv4 or bracketed IPv6 literal. */
 static bool url_host_is_ip(const char *url)
 {
@@ -826,7 +853,8 @@ static void http_start(srv_t *s)
                      c->kind == HEALTH_CHECK_PROMETHEUS ? h->accept_prom : h->accept_json);
     x->start_ns = uv_hrtime();
     s->xfer = x;
-    CURLMcode mc = curl_multi_add_handle(h->multi, e);
+    x->shard = &h->shards[shard_of(c->url)];
+    CURLMcode mc = curl_multi_add_handle(x->shard->multi, e);
     if (mc != CURLM_OK) {
         s->xfer = NULL;
         xfer_put(h, x);
@@ -958,18 +986,19 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
     srv_value(s, v, t_ns, false);
 }
 
-static void check_multi_info(health_t *h)
+static void check_multi_info(shard_t *sh)
 {
+    health_t *h = sh->h;
     CURLMsg *msg;
     int pending;
-    while ((msg = curl_multi_info_read(h->multi, &pending)) != NULL) {
+    while ((msg = curl_multi_info_read(sh->multi, &pending)) != NULL) {
         if (msg->msg != CURLMSG_DONE) continue;
         CURL *e = msg->easy_handle;
         CURLcode rc = msg->data.result;
         char *priv = NULL;
         curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
         xfer_t *x = (xfer_t *)priv;
-        curl_multi_remove_handle(h->multi, e);
+        curl_multi_remove_handle(sh->multi, e);
         if (x == NULL) continue;
         srv_t *s = x->srv;
         if (s) {
@@ -1495,7 +1524,7 @@ static void run_teardown(health_t *h, run_t *r)
     for (uint32_t i = 0; i < r->n; i++) {
         srv_t *s = &r->srv[i];
         if (s->xfer) {
-            curl_multi_remove_handle(h->multi, s->xfer->easy);
+            curl_multi_remove_handle(s->xfer->shard->multi, s->xfer->easy);
             xfer_put(h, s->xfer);
             s->xfer = NULL;
         }
@@ -1554,8 +1583,12 @@ static void adopt(health_t *h, health_topo_t *topo)
     h->admin_sig.valid = false;
     if (nr == NULL) return;
     const health_settings_t *st = &topo->settings;
-    long maxconn = st->max_connections ? (long)st->max_connections : (long)nr->n + 16;
-    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, maxconn);
+    /* A configured cap is split evenly over the shards. */
+    long maxconn = st->max_connections
+                       ? (long)((st->max_connections + HEALTH_SHARDS - 1) / HEALTH_SHARDS)
+                       : (long)nr->n + 16;
+    for (int i = 0; i < HEALTH_SHARDS; i++)
+        curl_multi_setopt(h->shards[i].multi, CURLMOPT_MAXCONNECTS, maxconn);
     /* Every server and cluster is written to both tables once. */
     for (uint32_t i = 0; i < nr->n; i++) {
         /* Carried servers keep their effective state, new ones are
@@ -1588,15 +1621,18 @@ static void on_closed_noop(uv_handle_t *hd)
 static void shutdown_loop(health_t *h)
 {
     adopt(h, NULL);
-    if (h->multi) {
-        /* Closes cached connections; close_cb closes their polls. */
-        curl_multi_cleanup(h->multi);
-        h->multi = NULL;
+    for (int i = 0; i < HEALTH_SHARDS; i++) {
+        shard_t *sh = &h->shards[i];
+        if (sh->multi) {
+            /* Closes cached connections; close_cb closes their polls. */
+            curl_multi_cleanup(sh->multi);
+            sh->multi = NULL;
+            uv_close((uv_handle_t *)&sh->timer, on_closed_noop);
+        }
     }
     for (size_t fd = 0; fd < h->socks_cap; fd++)
         sock_forget(h, (curl_socket_t)fd);
     uv_close((uv_handle_t *)&h->wake, on_closed_noop);
-    uv_close((uv_handle_t *)&h->curl_timer, on_closed_noop);
     uv_close((uv_handle_t *)&h->pub_timer, on_closed_noop);
     uv_close((uv_handle_t *)&h->admin_timer, on_closed_noop);
 }
@@ -1649,27 +1685,36 @@ int health_new(health_t **out)
         free(h);
         return rc;
     }
-    h->multi = curl_multi_init();
-    if (h->multi == NULL) {
-        uv_loop_close(&h->loop);
-        free(h);
-        return -ENOMEM;
+    for (int i = 0; i < HEALTH_SHARDS; i++) {
+        shard_t *sh = &h->shards[i];
+        sh->h = h;
+        sh->multi = curl_multi_init();
+        if (sh->multi == NULL) {
+            while (i-- > 0)
+                curl_multi_cleanup(h->shards[i].multi);
+            uv_loop_close(&h->loop);
+            free(h);
+            return -ENOMEM;
+        }
     }
     pthread_mutex_init(&h->ctl_mu, NULL);
     pthread_cond_init(&h->ctl_cv, NULL);
     pthread_mutex_init(&h->status_mu, NULL);
     uv_async_init(&h->loop, &h->wake, on_wake);
     h->wake.data = h;
-    uv_timer_init(&h->loop, &h->curl_timer);
-    h->curl_timer.data = h;
     uv_timer_init(&h->loop, &h->pub_timer);
     h->pub_timer.data = h;
     uv_timer_init(&h->loop, &h->admin_timer);
     h->admin_timer.data = h;
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    for (int i = 0; i < HEALTH_SHARDS; i++) {
+        shard_t *sh = &h->shards[i];
+        uv_timer_init(&h->loop, &sh->timer);
+        sh->timer.data = sh;
+        curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+        curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
+        curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+        curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
+    }
     /* Ask for the text format: node_exporter would otherwise be free to
      * negotiate protobuf or OpenMetrics. */
     h->accept_prom = curl_slist_append(NULL, "Accept: text/plain;version=0.0.4;q=1,*/*;q=0.1");
