@@ -323,6 +323,13 @@ static const answer_blob_t *compile_nodata(compiler_t *c, const zones_node_t *n)
     return finish(c, WIRE_RCODE_NOERROR, true);
 }
 
+/* The longest CNAME chain followed inside a zone: an answer holds at most
+ * this many CNAME records (RFC 1034 section 4.3.2 leaves the bound to the
+ * server; without one a loop would never end).  put_chain and chain_end
+ * must stop at the same place, or a type the end of the chain has would be
+ * answered by the "other types" answer, which claims NODATA. */
+#define CHAIN_MAX 8u
+
 /* Follow a CNAME chain from node n inside its zone for qtype (0: a type
  * no node has), writing into c (begun by the caller).  RFC 1034 section
  * 4.3.2 step 3.a; RFC 6604 for the rcode of the last link. */
@@ -331,11 +338,11 @@ static uint8_t put_chain(compiler_t *c, const zones_node_t *n, uint16_t qtype)
     const zones_zone_t *z = n->zone;
     const uint8_t *owner = NULL; /* the question name */
     const zones_node_t *cur = n;
-    const zones_node_t *visited[9];
+    const zones_node_t *visited[CHAIN_MAX + 1];
     /* Targets written as owners of later links live here, not in a loop
      * variable, because put_rrset reads them one iteration later. */
-    uint8_t names[9][DNAME_MAXLEN];
-    for (unsigned hop = 0; hop < 9; hop++) {
+    uint8_t names[CHAIN_MAX][DNAME_MAXLEN];
+    for (unsigned hop = 0;; hop++) {
         visited[hop] = cur;
         const zones_rrset_t *cn = zones_node_rrset(cur, ZONES_TYPE_CNAME);
         if (cn == NULL || qtype == ZONES_TYPE_CNAME) {
@@ -350,9 +357,11 @@ static uint8_t put_chain(compiler_t *c, const zones_node_t *n, uint16_t qtype)
             }
             return WIRE_RCODE_NOERROR;
         }
+        /* The cap: the CNAMEs so far, and no SOA, which would claim that
+         * the last target has no data (RFC 2308 section 2.2). */
+        if (hop == CHAIN_MAX)
+            return WIRE_RCODE_NOERROR;
         put_rrset(c, owner, cn, cn->ttl, SEC_AN, true);
-        if (hop == 8)
-            return WIRE_RCODE_NOERROR; /* chain cap */
         const uint8_t *target = cn->rdata + 2;
         uint8_t *lt = names[hop];
         size_t tl = dname_len(target);
@@ -381,17 +390,20 @@ static uint8_t put_chain(compiler_t *c, const zones_node_t *n, uint16_t qtype)
          * (RFC 4592 section 3.3.1). */
         owner = m.result == ZONES_WILDCARD ? lt : m.node->name;
     }
-    return WIRE_RCODE_NOERROR;
 }
 
-/* The node at the end of n's CNAME chain (n itself without one). */
+/* The node at the end of n's CNAME chain (n itself without one), or NULL
+ * when put_chain would not reach one: the chain leaves the zone, hits a
+ * cut, a missing name or a loop, or is longer than CHAIN_MAX. */
 static const zones_node_t *chain_end(const compiler_t *c, const zones_node_t *n)
 {
     const zones_node_t *cur = n;
-    for (unsigned hop = 0; hop < 8; hop++) {
+    for (unsigned hop = 0;; hop++) {
         const zones_rrset_t *cn = zones_node_rrset(cur, ZONES_TYPE_CNAME);
         if (cn == NULL)
             return cur;
+        if (hop == CHAIN_MAX)
+            return NULL;
         uint8_t lt[DNAME_MAXLEN];
         size_t tl = dname_len(cn->rdata + 2);
         dname_lower_copy(lt, cn->rdata + 2, tl);
@@ -407,7 +419,6 @@ static const zones_node_t *chain_end(const compiler_t *c, const zones_node_t *n)
             return NULL;
         cur = m.node;
     }
-    return NULL;
 }
 
 static const answer_blob_t *compile_type(compiler_t *c, const zones_node_t *n, uint16_t qtype)

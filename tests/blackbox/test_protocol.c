@@ -55,6 +55,20 @@ static const char *config_text(void)
              "      mx: \"MX 10 mail\"\n"
              "      mail: \"A 192.0.2.25\"\n"
              "      big: [%s]\n"
+             /* A chain of 12 CNAMEs: l4 ends at l12 within the cap of 8. */
+             "      l0: \"CNAME l1\"\n"
+             "      l1: \"CNAME l2\"\n"
+             "      l2: \"CNAME l3\"\n"
+             "      l3: \"CNAME l4\"\n"
+             "      l4: \"CNAME l5\"\n"
+             "      l5: \"CNAME l6\"\n"
+             "      l6: \"CNAME l7\"\n"
+             "      l7: \"CNAME l8\"\n"
+             "      l8: \"CNAME l9\"\n"
+             "      l9: \"CNAME l10\"\n"
+             "      l10: \"CNAME l11\"\n"
+             "      l11: \"CNAME l12\"\n"
+             "      l12: \"A 192.0.2.99\"\n"
              "  - origin: carrier.example.test\n"
              "    soa: \"ns1.example.test. hostmaster.example.test. 7 3600 600 604800 60\"\n"
              "    ns: [ns1.example.test.]\n"
@@ -93,6 +107,7 @@ typedef struct pcase {
 } pcase_t;
 
 #define SOA "ns1.example.test. hostmaster.example.test. 1 3600 600 604800 120"
+#define L(n) "l" #n ".example.test."
 
 static const pcase_t cases[] = {
     /* AA on authoritative answers. */
@@ -135,6 +150,19 @@ static const pcase_t cases[] = {
      "192.0.2.1, 2001:db8::1, 192.0.2.2"},
     {"mx.example.test.", "MX", "NOERROR", 1, "10 mail.example.test.", "", -1, "192.0.2.25"},
     {"example.test.", "SOA", "NOERROR", 1, SOA, "", -1, ""},
+    /* The CNAME chain cap (8 links): a chain that ends within it gets its
+     * data; a chain cut at the cap gets the CNAMEs so far and no SOA (it
+     * claims nothing about the rest). */
+    {"l4.example.test.", "A", "NOERROR", 1, L(5) ", " L(6) ", " L(7) ", " L(8) ", " L(9) ", "
+     L(10) ", " L(11) ", " L(12) ", 192.0.2.99", "", -1, NULL},
+    {"l5.example.test.", "A", "NOERROR", 1, L(6) ", " L(7) ", " L(8) ", " L(9) ", " L(10) ", "
+     L(11) ", " L(12) ", 192.0.2.99", "", -1, NULL},
+    {"l3.example.test.", "A", "NOERROR", 1, L(4) ", " L(5) ", " L(6) ", " L(7) ", " L(8) ", "
+     L(9) ", " L(10) ", " L(11), "", -1, NULL},
+    {"l4.example.test.", "TXT", "NOERROR", 1, L(5) ", " L(6) ", " L(7) ", " L(8) ", " L(9) ", "
+     L(10) ", " L(11) ", " L(12), SOA, 120, NULL},
+    {"l3.example.test.", "TXT", "NOERROR", 1, L(4) ", " L(5) ", " L(6) ", " L(7) ", " L(8) ", "
+     L(9) ", " L(10) ", " L(11), "", -1, NULL},
 };
 
 static void check_case(const pcase_t *c, const bb_q_t *o)
