@@ -18,6 +18,8 @@
 
 #include "bb.h"
 
+#define DS_HEX "2bb183af5f22588179a53b0a98631fad1a292118e7b5e0e3e0a8b5e2e8c1f0d4"
+
 static const char *config_text(void)
 {
     static char buf[16384];
@@ -69,6 +71,15 @@ static const char *config_text(void)
              "      l10: \"CNAME l11\"\n"
              "      l11: \"CNAME l12\"\n"
              "      l12: \"A 192.0.2.99\"\n"
+             /* A signed delegation to a zone we also serve. */
+             "      signed: [\"NS ns1.signed\", \"DS 12345 8 2 " DS_HEX "\"]\n"
+             "      ns1.signed: \"A 192.0.2.54\"\n"
+             "  - origin: signed.example.test\n"
+             "    soa: \"ns1 hostmaster.example.test. 9 3600 600 604800 90\"\n"
+             "    ns: [ns1]\n"
+             "    records:\n"
+             "      ns1: \"A 192.0.2.54\"\n"
+             "      www: \"A 203.0.113.8\"\n"
              "  - origin: carrier.example.test\n"
              "    soa: \"ns1.example.test. hostmaster.example.test. 7 3600 600 604800 60\"\n"
              "    ns: [ns1.example.test.]\n"
@@ -163,6 +174,21 @@ static const pcase_t cases[] = {
      L(10) ", " L(11) ", " L(12), SOA, 120, NULL},
     {"l3.example.test.", "TXT", "NOERROR", 1, L(4) ", " L(5) ", " L(6) ", " L(7) ", " L(8) ", "
      L(9) ", " L(10) ", " L(11), "", -1, NULL},
+    /* DS at the apex of a child zone we also serve comes from the parent
+     * (RFC 4035 section 3.1.4.1): its DS RRset, or its NODATA. */
+    {"signed.example.test.", "DS", "NOERROR", 1, "12345 8 2 " DS_HEX, "", -1, ""},
+    {"SIGNED.example.test.", "DS", "NOERROR", 1, "12345 8 2 " DS_HEX, "", -1, ""},
+    {"carrier.example.test.", "DS", "NOERROR", 1, "", SOA, 120, ""},
+    /* Every other type stays with the child. */
+    {"signed.example.test.", "SOA", "NOERROR", 1,
+     "ns1.signed.example.test. hostmaster.example.test. 9 3600 600 604800 90", "", -1, ""},
+    {"signed.example.test.", "NS", "NOERROR", 1, "ns1.signed.example.test.", "", -1, "192.0.2.54"},
+    {"signed.example.test.", "TXT", "NOERROR", 1, "",
+     "ns1.signed.example.test. hostmaster.example.test. 9 3600 600 604800 90", 90, ""},
+    {"www.signed.example.test.", "DS", "NOERROR", 1, "",
+     "ns1.signed.example.test. hostmaster.example.test. 9 3600 600 604800 90", 90, ""},
+    {"app.carrier.example.test.", "DS", "NOERROR", 1, "",
+     "ns1.example.test. hostmaster.example.test. 7 3600 600 604800 60", 60, ""},
 };
 
 static void check_case(const pcase_t *c, const bb_q_t *o)
