@@ -378,7 +378,18 @@ static uint8_t put_chain(compiler_t *c, const zones_node_t *n, uint16_t qtype)
             put_soa(c, z);
             return WIRE_RCODE_NXDOMAIN;
         }
-        if (m.result == ZONES_DELEGATION || m.result == ZONES_NOTAUTH)
+        if (m.result == ZONES_DELEGATION) {
+            /* The target is at or below a zone cut: restarting at it
+             * (RFC 1034 section 4.3.2 step 3.b) gives the referral, so
+             * the CNAMEs are followed by the cut's NS RRset in the
+             * authority section and its glue in the additional section.
+             * AA stays: it covers the CNAMEs (as Knot DNS and NSD do). */
+            const zones_rrset_t *ns = zones_node_rrset(m.node, ZONES_TYPE_NS);
+            put_rrset(c, m.node->name, ns, ns->ttl, SEC_NS, true);
+            put_additional(c, z, ns, m.node->name, true);
+            return WIRE_RCODE_NOERROR;
+        }
+        if (m.result == ZONES_NOTAUTH)
             return WIRE_RCODE_NOERROR;
         if (m.node->resolver && (qtype == ZONES_TYPE_A || qtype == ZONES_TYPE_AAAA))
             return WIRE_RCODE_NOERROR; /* dynamic target: the resolver asks for it */

@@ -71,6 +71,9 @@ static const char *config_text(void)
              "      l10: \"CNAME l11\"\n"
              "      l11: \"CNAME l12\"\n"
              "      l12: \"A 192.0.2.99\"\n"
+             /* CNAMEs into a delegation. */
+             "      tocut: \"CNAME host.child\"\n"
+             "      tocutapex: \"CNAME child\"\n"
              /* A signed delegation to a zone we also serve. */
              "      signed: [\"NS ns1.signed\", \"DS 12345 8 2 " DS_HEX "\"]\n"
              "      ns1.signed: \"A 192.0.2.54\"\n"
@@ -189,6 +192,12 @@ static const pcase_t cases[] = {
      "ns1.signed.example.test. hostmaster.example.test. 9 3600 600 604800 90", 90, ""},
     {"app.carrier.example.test.", "DS", "NOERROR", 1, "",
      "ns1.example.test. hostmaster.example.test. 7 3600 600 604800 60", 60, ""},
+    /* A CNAME into a delegation: the CNAME, then the referral (RFC 1034
+     * section 4.3.2 step 3.b on the target), AA for the CNAME. */
+    {"tocut.example.test.", "A", "NOERROR", 1, "host.child.example.test.",
+     "ns1.child.example.test., ns.other.net.", 3600, "192.0.2.53"},
+    {"tocutapex.example.test.", "TXT", "NOERROR", 1, "child.example.test.",
+     "ns1.child.example.test., ns.other.net.", 3600, "192.0.2.53"},
 };
 
 static void check_case(const pcase_t *c, const bb_q_t *o)
