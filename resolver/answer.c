@@ -487,6 +487,19 @@ static void compile_node(void *arg, const zones_node_t *n)
         types[nt++] = n->rrsets[i].type;
     if (zones_node_rrset(n, ZONES_TYPE_CNAME)) {
         const zones_node_t *end = chain_end(c, n);
+        if (end && end->resolver) {
+            /* A name a plugin answers: A and AAAA are its, not NODATA.
+             * The chain stops before it (put_chain) and the resolver asks
+             * for the target itself, with its ECS. */
+            static const uint16_t dyn[2] = {ZONES_TYPE_A, ZONES_TYPE_AAAA};
+            for (unsigned i = 0; i < 2 && nt < 512; i++) {
+                bool have = false;
+                for (unsigned k = 0; k < nt; k++)
+                    have |= types[k] == dyn[i];
+                if (!have)
+                    types[nt++] = dyn[i];
+            }
+        }
         if (end) {
             for (uint16_t i = 0; i < end->nrrsets && nt < 512; i++) {
                 uint16_t t = end->rrsets[i].type;

@@ -74,6 +74,10 @@ static const char *config_text(void)
              /* CNAMEs into a delegation. */
              "      tocut: \"CNAME host.child\"\n"
              "      tocutapex: \"CNAME child\"\n"
+             /* CNAMEs to a plugin name and to another zone. */
+             "      dyn: {static: [192.0.2.10, \"2001:db8::10\"]}\n"
+             "      todyn: \"CNAME dyn\"\n"
+             "      toapp: \"CNAME app.carrier\"\n"
              /* A signed delegation to a zone we also serve. */
              "      signed: [\"NS ns1.signed\", \"DS 12345 8 2 " DS_HEX "\"]\n"
              "      ns1.signed: \"A 192.0.2.54\"\n"
@@ -198,6 +202,15 @@ static const pcase_t cases[] = {
      "ns1.child.example.test., ns.other.net.", 3600, "192.0.2.53"},
     {"tocutapex.example.test.", "TXT", "NOERROR", 1, "child.example.test.",
      "ns1.child.example.test., ns.other.net.", 3600, "192.0.2.53"},
+    /* A CNAME to a name a plugin answers, or to another zone: the CNAME
+     * alone, no SOA (RFC 2308 section 2.2 would read one as NODATA). */
+    {"todyn.example.test.", "A", "NOERROR", 1, "dyn.example.test.", "", -1, ""},
+    {"todyn.example.test.", "AAAA", "NOERROR", 1, "dyn.example.test.", "", -1, ""},
+    {"dyn.example.test.", "A", "NOERROR", 1, "192.0.2.10", "", -1, ""},
+    /* The plugin name has no TXT: that NODATA is true. */
+    {"todyn.example.test.", "TXT", "NOERROR", 1, "dyn.example.test.", SOA, 120, ""},
+    {"toapp.example.test.", "A", "NOERROR", 1, "app.carrier.example.test.", "", -1, ""},
+    {"toapp.example.test.", "TXT", "NOERROR", 1, "app.carrier.example.test.", "", -1, ""},
 };
 
 static void check_case(const pcase_t *c, const bb_q_t *o)
