@@ -779,13 +779,16 @@ static size_t respond_plugin(const answer_env_t *env, const uint8_t *pkt, answer
     t->plugin = true;
     if (r->set >= an->plugin->decl.nsets)
         r->set = 0;
-    /* The scope: what the decision depended on.  When we used fewer bits
-     * than the client sent, the answer holds for the whole prefix we
-     * looked at, so the scope is at most that (RFC 7871 section 7.2.1). */
+    /* The scope: what the decision depended on (RFC 7871 section 7.2.1).
+     * We never look at more than cap bits of any client's address, so the
+     * answer holds for every address sharing those bits: the scope is at
+     * most the cap, whatever the client sent.  (A database network longer
+     * than the cap does not narrow it: a longer source would be cut to the
+     * same cap bits and get the same answer.) */
     uint8_t scope = 0;
     if (use_ecs) {
         scope = r->scope;
-        if (q->ecs_source > cap && scope > cap)
+        if (scope > cap)
             scope = (uint8_t)cap;
     }
     uint32_t ttl = r->ttl < an->plugin->decl.ttl ? r->ttl : UINT32_MAX;

@@ -130,16 +130,19 @@ typedef struct ecase {
 
 /* Default caps: /24 for IPv4, /56 for IPv6. */
 static const ecase_t cases[] = {
-    /* The ECS address decides; SCOPE is the database network (/28 here:
-     * longer than the /24 sent, which RFC 7871 section 7.2.1 allows). */
-    {"149.101.100.0/24", NULL, APP, "A", US4, "149.101.100.0/24/28"},
+    /* The ECS address decides; SCOPE is the database network, at most the
+     * cap (the database's /28 here is cut to 24: no more bits of any
+     * client are ever used, RFC 7871 section 7.2.1). */
+    {"149.101.100.0/24", NULL, APP, "A", US4, "149.101.100.0/24/24"},
     {"2.2.3.0/24", NULL, APP, "A", GB4, "2.2.3.0/24/24"},
     {"2.2.3.0/24", NULL, APP, "AAAA", GB6, "2.2.3.0/24/24"},
     {"175.16.199.0/24", NULL, APP, "A", CN4, "175.16.199.0/24/24"},
     /* Fewer bits than the network: the client said 149.101.0.0. */
     {"149.101.0.0/16", NULL, APP, "A", OTHER4, "149.101.0.0/16/18"},
-    /* Unknown address: the default region; scope = the empty network. */
-    {"81.2.69.0/24", NULL, APP, "A", OTHER4, "81.2.69.0/24/25"},
+    /* Unknown address: the default region; scope = the empty network,
+     * /25 in the database, cut to the cap: a /24 and a /32 source in the
+     * same /24 get the same scope, as they get the same answer. */
+    {"81.2.69.0/24", NULL, APP, "A", OTHER4, "81.2.69.0/24/24"},
     /* More bits than the cap: looked up as /24 (81.2.69.0 has no data,
      * although 81.2.69.142 is GB), and the scope never exceeds the cap
      * (the database's /25 or /28 are cut to 24). */
@@ -152,11 +155,16 @@ static const ecase_t cases[] = {
     {"2001:250::/32", NULL, APP, "A", CN4, "2001:250::/32/31"},
     {"2001:218::/32", NULL, APP, "A", OTHER4, "2001:218::/32/32"}, /* JP: no region */
     {"2a02:d3c0::1/128", NULL, APP, "A", GB4, "2a02:d3c0::1/128/29"}, /* capped to /56 */
+    /* ::/56 falls in the database's IPv4-mapped subtree (a /104 network):
+     * the scope is cut to the cap, at or under it in the source. */
+    {"::/56", NULL, APP, "A", OTHER4, "::/56/56"},
+    {"::/48", NULL, APP, "A", OTHER4, "::/48/56"},
+    {"::/64", NULL, APP, "A", OTHER4, "::/64/56"},
     /* 6to4 2002:0202:0300::/40 embeds 2.2.3.0/24: 16 + 24 bits decided. */
     {"2002:202:300::/40", NULL, APP, "A", GB4, "2002:202:300::/40/40"},
     /* The ECS address wins over the source address. */
     {"2.2.3.0/24", "127.0.3.1", APP, "A", GB4, "2.2.3.0/24/24"},
-    {"149.101.100.0/24", "127.0.1.1", APP, "A", US4, "149.101.100.0/24/28"},
+    {"149.101.100.0/24", "127.0.1.1", APP, "A", US4, "149.101.100.0/24/24"},
     /* SOURCE PREFIX-LENGTH 0: classify the source address, SCOPE 0
      * (RFC 7871 section 7.1.2). */
     {"0.0.0.0/0", "127.0.1.1", APP, "A", GB4, "0.0.0.0/0/0"},
@@ -470,8 +478,8 @@ static void test_caps_short(void **state)
         {"2.2.3.0/24", NULL, "A", OTHER4, "2.2.3.0/24/16"},
         /* 2a02:d3c0::/32 as 2a02:d300::/24: the GB network is /29. */
         {"2a02:d3c0::/32", NULL, "A", OTHER4, "2a02:d3c0::/32/24"},
-        /* At or under the cap: unchanged. */
-        {"149.101.0.0/16", NULL, "A", OTHER4, "149.101.0.0/16/18"},
+        /* At the cap: the database's /18 is cut to the cap too. */
+        {"149.101.0.0/16", NULL, "A", OTHER4, "149.101.0.0/16/16"},
         {"0.0.0.0/0", "127.0.1.1", "A", GB4, "0.0.0.0/0/0"},
     };
     run_set(&extra, "caps 16/24", c, sizeof(c) / sizeof(c[0]));
@@ -589,7 +597,7 @@ static void test_broken_database_reload(void **state)
     res_t r;
     ask(&extra, APP, "A", &o, &r);
     BB_EXPECT_STR("after a refused reload: answer", r.answer, US4);
-    BB_EXPECT_STR("after a refused reload: ECS", r.ecs, "149.101.100.0/24/28");
+    BB_EXPECT_STR("after a refused reload: ECS", r.ecs, "149.101.100.0/24/24");
     free(bad);
     free(text);
     bb_stop(&extra);
