@@ -804,7 +804,7 @@ size_t answer_respond(const answer_env_t *env, const uint8_t *pkt, size_t len,
     t->dropped = false;
     t->rcode = 0;
     t->plugin = false;
-    wire_verdict_t v = wire_parse_query(pkt, len, &t->q);
+    wire_verdict_t v = wire_parse_query(pkt, len, env->ecs, &t->q);
     const wire_query_t *q = &t->q;
     switch (v) {
     case WIRE_DROP:

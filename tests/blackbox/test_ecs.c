@@ -11,8 +11,8 @@
  * SOURCE 0 classifies by the source address with scope 0; the server caps
  * (server.ecs_max_prefix_v4/v6) on lookups and scopes; IPv6 ECS (native and
  * 6to4); malformed ECS -> FORMERR; no ECS in the query -> none in the
- * answer; static names -> scope 0; server.ecs: false -> ignored and not
- * echoed; broken databases -> `steerdns check` exits 1 naming the file and
+ * answer; static names -> scope 0; server.ecs: false -> ignored (even
+ * when malformed) and not echoed; broken databases -> `steerdns check` exits 1 naming the file and
  * `serve` refuses to start.  Every table runs over UDP and TCP, and over
  * IPv6 transport where the source address does not matter.
  */
@@ -439,14 +439,66 @@ static void test_ecs_off(void **state)
     ask(&extra, "fixed.example.test.", "A", &o, &r);
     BB_EXPECT_STR("ecs: false, static name: ECS echoed", r.ecs, "");
     BB_EXPECT_INT("ecs: false, static name: OPT present", r.opt, 1);
-    /* Malformed ECS is still a malformed EDNS option. */
-    uint8_t opt[32], q[600], a[600];
-    uint8_t addr[] = {2, 2, 3};
-    size_t ol = ecs_opt(opt, 3, 24, addr, 3);
-    size_t len = query_with_options(opt, ol, q, sizeof(q));
+    /* With ECS off its option is an unknown option (RFC 6891 section
+     * 6.1.2): ignored, even malformed - no FORMERR, nothing echoed, the
+     * source address decides. */
+    for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+        uint8_t opt[64], q[600], a[600];
+        size_t ol = ecs_opt(opt, malformed[i].family, malformed[i].source, malformed[i].addr,
+                            malformed[i].alen);
+        size_t len = query_with_options(opt, ol, q, sizeof(q));
+        int n = bb_raw_udp(&extra, q, len, a, sizeof(a), 2000);
+        char w[200];
+        snprintf(w, sizeof(w), "ecs: false, %s: answered", malformed[i].what);
+        BB_EXPECT_INT(w, n >= 12, 1);
+        snprintf(w, sizeof(w), "ecs: false, %s: rcode", malformed[i].what);
+        BB_EXPECT_INT(w, a[3] & 0x0F, 0);
+        ldns_pkt *p = NULL;
+        assert_int_equal(ldns_wire2pkt(&p, a, (size_t)n), LDNS_STATUS_OK);
+        char got[1024];
+        bb_rdata(ldns_pkt_answer(p), got, sizeof(got));
+        snprintf(w, sizeof(w), "ecs: false, %s: answer", malformed[i].what);
+        BB_EXPECT_STR(w, got, OTHER4);
+        bb_ecs(p, got, sizeof(got));
+        snprintf(w, sizeof(w), "ecs: false, %s: ECS echoed", malformed[i].what);
+        BB_EXPECT_STR(w, got, "");
+        ldns_pkt_free(p);
+    }
+    /* The audit's example (dig +ednsopt=8:000121000a010000ff: IPv4 with
+     * SOURCE 33), a too-short option and two ECS options, over UDP and
+     * TCP. */
+    static const uint8_t odd[][24] = {
+        {0, 8, 0, 9, 0, 1, 0x21, 0, 0x0a, 0x01, 0x00, 0x00, 0xff},
+        {0, 8, 0, 3, 0, 1, 24},
+        {0, 8, 0, 7, 0, 1, 24, 0, 2, 2, 3, 0, 8, 0, 7, 0, 1, 24, 0, 2, 2, 3},
+    };
+    static const size_t oddlen[] = {13, 7, 22};
+    for (int tcp = 0; tcp < 2; tcp++)
+        for (size_t i = 0; i < sizeof(oddlen) / sizeof(oddlen[0]); i++) {
+            uint8_t q[600], a[600];
+            size_t len = query_with_options(odd[i], oddlen[i], q, sizeof(q));
+            int n;
+            if (tcp) {
+                int fd = bb_tcp_connect(&extra);
+                n = bb_tcp_send(fd, q, len) ? bb_tcp_recv(fd, a, sizeof(a), 2000) : -1;
+                close(fd);
+            } else {
+                n = bb_raw_udp(&extra, q, len, a, sizeof(a), 2000);
+            }
+            char w[200];
+            snprintf(w, sizeof(w), "ecs: false, odd option %zu (%s): answered", i, tcp ? "tcp" : "udp");
+            BB_EXPECT_INT(w, n >= 12, 1);
+            snprintf(w, sizeof(w), "ecs: false, odd option %zu (%s): rcode", i, tcp ? "tcp" : "udp");
+            BB_EXPECT_INT(w, a[3] & 0x0F, 0);
+            snprintf(w, sizeof(w), "ecs: false, odd option %zu (%s): ANCOUNT", i, tcp ? "tcp" : "udp");
+            BB_EXPECT_INT(w, (a[6] << 8) | a[7], 1);
+        }
+    /* An option running past the OPT record is still a malformed OPT. */
+    uint8_t over[] = {0, 8, 0, 20, 0, 1, 24, 0, 2, 2, 3}, q[600], a[600];
+    size_t len = query_with_options(over, sizeof(over), q, sizeof(q));
     int n = bb_raw_udp(&extra, q, len, a, sizeof(a), 2000);
-    assert_true(n >= 12);
-    BB_EXPECT_INT("ecs: false, family 3: rcode", a[3] & 0x0F, 1);
+    BB_EXPECT_INT("ecs: false, option past the OPT: answered", n >= 12, 1);
+    BB_EXPECT_INT("ecs: false, option past the OPT: rcode", a[3] & 0x0F, 1);
     bb_stop(&extra);
 }
 
