@@ -323,6 +323,13 @@ static const answer_blob_t *compile_nodata(compiler_t *c, const zones_node_t *n)
     return finish(c, WIRE_RCODE_NOERROR, true);
 }
 
+/* The longest CNAME chain followed inside a zone: an answer holds at most
+ * this many CNAME records (RFC 1034 section 4.3.2 leaves the bound to the
+ * server; without one a loop would never end).  put_chain and chain_end
+ * must stop at the same place, or a type the end of the chain has would be
+ * answered by the "other types" answer, which claims NODATA. */
+#define CHAIN_MAX 8u
+
 /* Follow a CNAME chain from node n inside its zone for qtype (0: a type
  * no node has), writing into c (begun by the caller).  RFC 1034 section
  * 4.3.2 step 3.a; RFC 6604 for the rcode of the last link. */
@@ -331,11 +338,11 @@ static uint8_t put_chain(compiler_t *c, const zones_node_t *n, uint16_t qtype)
     const zones_zone_t *z = n->zone;
     const uint8_t *owner = NULL; /* the question name */
     const zones_node_t *cur = n;
-    const zones_node_t *visited[9];
+    const zones_node_t *visited[CHAIN_MAX + 1];
     /* Targets written as owners of later links live here, not in a loop
      * variable, because put_rrset reads them one iteration later. */
-    uint8_t names[9][DNAME_MAXLEN];
-    for (unsigned hop = 0; hop < 9; hop++) {
+    uint8_t names[CHAIN_MAX][DNAME_MAXLEN];
+    for (unsigned hop = 0;; hop++) {
         visited[hop] = cur;
         const zones_rrset_t *cn = zones_node_rrset(cur, ZONES_TYPE_CNAME);
         if (cn == NULL || qtype == ZONES_TYPE_CNAME) {
@@ -350,9 +357,11 @@ static uint8_t put_chain(compiler_t *c, const zones_node_t *n, uint16_t qtype)
             }
             return WIRE_RCODE_NOERROR;
         }
+        /* The cap: the CNAMEs so far, and no SOA, which would claim that
+         * the last target has no data (RFC 2308 section 2.2). */
+        if (hop == CHAIN_MAX)
+            return WIRE_RCODE_NOERROR;
         put_rrset(c, owner, cn, cn->ttl, SEC_AN, true);
-        if (hop == 8)
-            return WIRE_RCODE_NOERROR; /* chain cap */
         const uint8_t *target = cn->rdata + 2;
         uint8_t *lt = names[hop];
         size_t tl = dname_len(target);
@@ -369,7 +378,18 @@ static uint8_t put_chain(compiler_t *c, const zones_node_t *n, uint16_t qtype)
             put_soa(c, z);
             return WIRE_RCODE_NXDOMAIN;
         }
-        if (m.result == ZONES_DELEGATION || m.result == ZONES_NOTAUTH)
+        if (m.result == ZONES_DELEGATION) {
+            /* The target is at or below a zone cut: restarting at it
+             * (RFC 1034 section 4.3.2 step 3.b) gives the referral, so
+             * the CNAMEs are followed by the cut's NS RRset in the
+             * authority section and its glue in the additional section.
+             * AA stays: it covers the CNAMEs (as Knot DNS and NSD do). */
+            const zones_rrset_t *ns = zones_node_rrset(m.node, ZONES_TYPE_NS);
+            put_rrset(c, m.node->name, ns, ns->ttl, SEC_NS, true);
+            put_additional(c, z, ns, m.node->name, true);
+            return WIRE_RCODE_NOERROR;
+        }
+        if (m.result == ZONES_NOTAUTH)
             return WIRE_RCODE_NOERROR;
         if (m.node->resolver && (qtype == ZONES_TYPE_A || qtype == ZONES_TYPE_AAAA))
             return WIRE_RCODE_NOERROR; /* dynamic target: the resolver asks for it */
@@ -381,17 +401,20 @@ static uint8_t put_chain(compiler_t *c, const zones_node_t *n, uint16_t qtype)
          * (RFC 4592 section 3.3.1). */
         owner = m.result == ZONES_WILDCARD ? lt : m.node->name;
     }
-    return WIRE_RCODE_NOERROR;
 }
 
-/* The node at the end of n's CNAME chain (n itself without one). */
+/* The node at the end of n's CNAME chain (n itself without one), or NULL
+ * when put_chain would not reach one: the chain leaves the zone, hits a
+ * cut, a missing name or a loop, or is longer than CHAIN_MAX. */
 static const zones_node_t *chain_end(const compiler_t *c, const zones_node_t *n)
 {
     const zones_node_t *cur = n;
-    for (unsigned hop = 0; hop < 8; hop++) {
+    for (unsigned hop = 0;; hop++) {
         const zones_rrset_t *cn = zones_node_rrset(cur, ZONES_TYPE_CNAME);
         if (cn == NULL)
             return cur;
+        if (hop == CHAIN_MAX)
+            return NULL;
         uint8_t lt[DNAME_MAXLEN];
         size_t tl = dname_len(cn->rdata + 2);
         dname_lower_copy(lt, cn->rdata + 2, tl);
@@ -407,7 +430,6 @@ static const zones_node_t *chain_end(const compiler_t *c, const zones_node_t *n)
             return NULL;
         cur = m.node;
     }
-    return NULL;
 }
 
 static const answer_blob_t *compile_type(compiler_t *c, const zones_node_t *n, uint16_t qtype)
@@ -465,6 +487,19 @@ static void compile_node(void *arg, const zones_node_t *n)
         types[nt++] = n->rrsets[i].type;
     if (zones_node_rrset(n, ZONES_TYPE_CNAME)) {
         const zones_node_t *end = chain_end(c, n);
+        if (end && end->resolver) {
+            /* A name a plugin answers: A and AAAA are its, not NODATA.
+             * The chain stops before it (put_chain) and the resolver asks
+             * for the target itself, with its ECS. */
+            static const uint16_t dyn[2] = {ZONES_TYPE_A, ZONES_TYPE_AAAA};
+            for (unsigned i = 0; i < 2 && nt < 512; i++) {
+                bool have = false;
+                for (unsigned k = 0; k < nt; k++)
+                    have |= types[k] == dyn[i];
+                if (!have)
+                    types[nt++] = dyn[i];
+            }
+        }
         if (end) {
             for (uint16_t i = 0; i < end->nrrsets && nt < 512; i++) {
                 uint16_t t = end->rrsets[i].type;
@@ -744,13 +779,16 @@ static size_t respond_plugin(const answer_env_t *env, const uint8_t *pkt, answer
     t->plugin = true;
     if (r->set >= an->plugin->decl.nsets)
         r->set = 0;
-    /* The scope: what the decision depended on.  When we used fewer bits
-     * than the client sent, the answer holds for the whole prefix we
-     * looked at, so the scope is at most that (RFC 7871 section 7.2.1). */
+    /* The scope: what the decision depended on (RFC 7871 section 7.2.1).
+     * We never look at more than cap bits of any client's address, so the
+     * answer holds for every address sharing those bits: the scope is at
+     * most the cap, whatever the client sent.  (A database network longer
+     * than the cap does not narrow it: a longer source would be cut to the
+     * same cap bits and get the same answer.) */
     uint8_t scope = 0;
     if (use_ecs) {
         scope = r->scope;
-        if (q->ecs_source > cap && scope > cap)
+        if (scope > cap)
             scope = (uint8_t)cap;
     }
     uint32_t ttl = r->ttl < an->plugin->decl.ttl ? r->ttl : UINT32_MAX;
@@ -766,7 +804,7 @@ size_t answer_respond(const answer_env_t *env, const uint8_t *pkt, size_t len,
     t->dropped = false;
     t->rcode = 0;
     t->plugin = false;
-    wire_verdict_t v = wire_parse_query(pkt, len, &t->q);
+    wire_verdict_t v = wire_parse_query(pkt, len, env->ecs, &t->q);
     const wire_query_t *q = &t->q;
     switch (v) {
     case WIRE_DROP:

@@ -25,7 +25,7 @@ static size_t skip_name(const uint8_t *pkt, size_t len, size_t p)
 }
 
 static wire_verdict_t parse_opt(const uint8_t *pkt, size_t p, size_t rdlen, uint16_t cls,
-                                uint32_t ttl, wire_query_t *q)
+                                uint32_t ttl, bool ecs, wire_query_t *q)
 {
     q->edns = true;
     q->edns_udp = cls < 512 ? 512 : cls;
@@ -40,7 +40,10 @@ static wire_verdict_t parse_opt(const uint8_t *pkt, size_t p, size_t rdlen, uint
         p += 4;
         if (olen > end - p)
             return WIRE_FORMERR;
-        if (code == WIRE_OPT_ECS) {
+        /* With ECS off the option is one we do not implement: ignored
+         * like any unknown option (RFC 6891 section 6.1.2), never
+         * FORMERR and never echoed. */
+        if (code == WIRE_OPT_ECS && ecs) {
             /* RFC 7871 section 6: validate everything; a bad option is
              * FORMERR, and so is a second ECS option. */
             if (q->ecs || olen < 4)
@@ -76,7 +79,7 @@ static wire_verdict_t parse_opt(const uint8_t *pkt, size_t p, size_t rdlen, uint
     return WIRE_OK;
 }
 
-wire_verdict_t wire_parse_query(const uint8_t *pkt, size_t len, wire_query_t *q)
+wire_verdict_t wire_parse_query(const uint8_t *pkt, size_t len, bool ecs, wire_query_t *q)
 {
     memset(q, 0, sizeof(*q));
     if (len < WIRE_HEADER_LEN)
@@ -142,7 +145,7 @@ wire_verdict_t wire_parse_query(const uint8_t *pkt, size_t len, wire_query_t *q)
                 return notimp ? WIRE_NOTIMP : WIRE_FORMERR;
             }
             seen_opt = true;
-            v = parse_opt(pkt, p, rdlen, cls, ttl, q);
+            v = parse_opt(pkt, p, rdlen, cls, ttl, ecs, q);
             if (v != WIRE_OK) {
                 q->ecs = false;
                 if (notimp)

@@ -91,8 +91,11 @@ typedef struct wire_query {
 
 /* Parse a query.  Fills q as far as the packet allowed (has_question tells
  * whether the question may be echoed; edns whether an OPT may be written)
- * and returns the verdict.  Never reads past len. */
-wire_verdict_t wire_parse_query(const uint8_t *pkt, size_t len, wire_query_t *q);
+ * and returns the verdict.  ecs: EDNS Client Subnet is enabled, so its
+ * option is parsed and validated (a malformed one is FORMERR); when false
+ * it is skipped like any unknown option and q->ecs stays false.  Never
+ * reads past len. */
+wire_verdict_t wire_parse_query(const uint8_t *pkt, size_t len, bool ecs, wire_query_t *q);
 
 static inline uint16_t wire_get16(const uint8_t *p)
 {

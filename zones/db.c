@@ -484,6 +484,12 @@ int zones__build_db(zones__zb_t *zbs, size_t n, arena_t *a, arena_t *scratch, di
     db->nnodes = next_id;
     if (diag_errors(d) > before)
         return -EINVAL;
+    /* Each zone's closest served parent, for DS at its apex. */
+    for (size_t i = 0; i < db->nzones; i++) {
+        zones_zone_t *z = db->zones[i];
+        if (z->apex_labels > 0)
+            z->parent = zones_find_zone(db, z->apex + z->apex[0] + 1);
+    }
     /* The exact-match table: a node goes in when zones_lookup would return
      * it as ZONES_EXACT, which needs its zone to be the deepest one that
      * holds the name and the node to be above every cut of that zone. */
@@ -641,6 +647,10 @@ void zones_lookup(const zones_t *db, const zones_qname_t *q, bool ds_at_cut, zon
             if (t[i].hash == key) {
                 const zones_node_t *n = t[i].item;
                 if (n->name_len == q->len && memcmp(n->name, q->name, q->len) == 0) {
+                    /* DS at the apex of a zone whose parent we serve too:
+                     * the walk below asks the parent. */
+                    if (ds_at_cut && (n->flags & ZONES_NODE_APEX) && n->zone->parent)
+                        break;
                     m->result = ZONES_EXACT;
                     m->zone = n->zone;
                     m->node = n;
@@ -663,6 +673,14 @@ void zones_lookup(const zones_t *db, const zones_qname_t *q, bool ds_at_cut, zon
     }
     if (z == NULL)
         return;
+    if (zi == 0 && ds_at_cut && z->parent) {
+        /* The DS RRset of a zone lives in its parent (RFC 4035 section
+         * 3.1.4.1): when we serve both, the parent answers, with its DS or
+         * its NODATA.  The name is the child's apex, so the parent's apex
+         * is zi labels below it. */
+        z = z->parent;
+        zi = (unsigned)(q->labels - z->apex_labels);
+    }
     m->zone = z;
     const zones_node_t *cur = z->apex_node;
     /* Walk down from the apex one label at a time (RFC 1034 section

@@ -93,6 +93,9 @@ struct zones_zone {
     uint8_t apex_labels;
     uint32_t index;           /* position in the database */
     const zones_node_t *apex_node;
+    /* The closest enclosing zone this database also serves, or NULL: it
+     * answers DS queries for this zone's apex (RFC 4035 section 3.1.4.1). */
+    const zones_zone_t *parent;
     const zones_rrset_t *soa; /* the apex SOA */
     uint32_t negative_ttl;    /* min(SOA TTL, SOA MINIMUM), RFC 2308 section 5 */
     const char *source;       /* file the zone came from, for messages */
@@ -168,8 +171,10 @@ typedef struct zones_match {
 /* Find the answer position of a name: the zone by longest suffix, then the
  * name, a zone cut on the way down, a wildcard (RFC 4592) or the closest
  * encloser.  A DS query at a zone cut is answered by the parent, so pass
- * ds_at_cut = true for qtype DS.  Hot path: no allocation, bounded by the
- * number of labels. */
+ * ds_at_cut = true for qtype DS: then a cut of the zone is not a referral
+ * for the cut's own name, and the apex of a zone whose parent zone is also
+ * served is looked up in that parent.  Hot path: no allocation, bounded by
+ * the number of labels. */
 void zones_lookup(const zones_t *db, const zones_qname_t *q, bool ds_at_cut, zones_match_t *m);
 
 /* Exact node lookup in one zone (name lower-cased), or NULL.  Load time. */

@@ -11,8 +11,8 @@
  * SOURCE 0 classifies by the source address with scope 0; the server caps
  * (server.ecs_max_prefix_v4/v6) on lookups and scopes; IPv6 ECS (native and
  * 6to4); malformed ECS -> FORMERR; no ECS in the query -> none in the
- * answer; static names -> scope 0; server.ecs: false -> ignored and not
- * echoed; broken databases -> `steerdns check` exits 1 naming the file and
+ * answer; static names -> scope 0; server.ecs: false -> ignored (even
+ * when malformed) and not echoed; broken databases -> `steerdns check` exits 1 naming the file and
  * `serve` refuses to start.  Every table runs over UDP and TCP, and over
  * IPv6 transport where the source address does not matter.
  */
@@ -130,16 +130,19 @@ typedef struct ecase {
 
 /* Default caps: /24 for IPv4, /56 for IPv6. */
 static const ecase_t cases[] = {
-    /* The ECS address decides; SCOPE is the database network (/28 here:
-     * longer than the /24 sent, which RFC 7871 section 7.2.1 allows). */
-    {"149.101.100.0/24", NULL, APP, "A", US4, "149.101.100.0/24/28"},
+    /* The ECS address decides; SCOPE is the database network, at most the
+     * cap (the database's /28 here is cut to 24: no more bits of any
+     * client are ever used, RFC 7871 section 7.2.1). */
+    {"149.101.100.0/24", NULL, APP, "A", US4, "149.101.100.0/24/24"},
     {"2.2.3.0/24", NULL, APP, "A", GB4, "2.2.3.0/24/24"},
     {"2.2.3.0/24", NULL, APP, "AAAA", GB6, "2.2.3.0/24/24"},
     {"175.16.199.0/24", NULL, APP, "A", CN4, "175.16.199.0/24/24"},
     /* Fewer bits than the network: the client said 149.101.0.0. */
     {"149.101.0.0/16", NULL, APP, "A", OTHER4, "149.101.0.0/16/18"},
-    /* Unknown address: the default region; scope = the empty network. */
-    {"81.2.69.0/24", NULL, APP, "A", OTHER4, "81.2.69.0/24/25"},
+    /* Unknown address: the default region; scope = the empty network,
+     * /25 in the database, cut to the cap: a /24 and a /32 source in the
+     * same /24 get the same scope, as they get the same answer. */
+    {"81.2.69.0/24", NULL, APP, "A", OTHER4, "81.2.69.0/24/24"},
     /* More bits than the cap: looked up as /24 (81.2.69.0 has no data,
      * although 81.2.69.142 is GB), and the scope never exceeds the cap
      * (the database's /25 or /28 are cut to 24). */
@@ -152,11 +155,16 @@ static const ecase_t cases[] = {
     {"2001:250::/32", NULL, APP, "A", CN4, "2001:250::/32/31"},
     {"2001:218::/32", NULL, APP, "A", OTHER4, "2001:218::/32/32"}, /* JP: no region */
     {"2a02:d3c0::1/128", NULL, APP, "A", GB4, "2a02:d3c0::1/128/29"}, /* capped to /56 */
+    /* ::/56 falls in the database's IPv4-mapped subtree (a /104 network):
+     * the scope is cut to the cap, at or under it in the source. */
+    {"::/56", NULL, APP, "A", OTHER4, "::/56/56"},
+    {"::/48", NULL, APP, "A", OTHER4, "::/48/56"},
+    {"::/64", NULL, APP, "A", OTHER4, "::/64/56"},
     /* 6to4 2002:0202:0300::/40 embeds 2.2.3.0/24: 16 + 24 bits decided. */
     {"2002:202:300::/40", NULL, APP, "A", GB4, "2002:202:300::/40/40"},
     /* The ECS address wins over the source address. */
     {"2.2.3.0/24", "127.0.3.1", APP, "A", GB4, "2.2.3.0/24/24"},
-    {"149.101.100.0/24", "127.0.1.1", APP, "A", US4, "149.101.100.0/24/28"},
+    {"149.101.100.0/24", "127.0.1.1", APP, "A", US4, "149.101.100.0/24/24"},
     /* SOURCE PREFIX-LENGTH 0: classify the source address, SCOPE 0
      * (RFC 7871 section 7.1.2). */
     {"0.0.0.0/0", "127.0.1.1", APP, "A", GB4, "0.0.0.0/0/0"},
@@ -431,14 +439,66 @@ static void test_ecs_off(void **state)
     ask(&extra, "fixed.example.test.", "A", &o, &r);
     BB_EXPECT_STR("ecs: false, static name: ECS echoed", r.ecs, "");
     BB_EXPECT_INT("ecs: false, static name: OPT present", r.opt, 1);
-    /* Malformed ECS is still a malformed EDNS option. */
-    uint8_t opt[32], q[600], a[600];
-    uint8_t addr[] = {2, 2, 3};
-    size_t ol = ecs_opt(opt, 3, 24, addr, 3);
-    size_t len = query_with_options(opt, ol, q, sizeof(q));
+    /* With ECS off its option is an unknown option (RFC 6891 section
+     * 6.1.2): ignored, even malformed - no FORMERR, nothing echoed, the
+     * source address decides. */
+    for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+        uint8_t opt[64], q[600], a[600];
+        size_t ol = ecs_opt(opt, malformed[i].family, malformed[i].source, malformed[i].addr,
+                            malformed[i].alen);
+        size_t len = query_with_options(opt, ol, q, sizeof(q));
+        int n = bb_raw_udp(&extra, q, len, a, sizeof(a), 2000);
+        char w[200];
+        snprintf(w, sizeof(w), "ecs: false, %s: answered", malformed[i].what);
+        BB_EXPECT_INT(w, n >= 12, 1);
+        snprintf(w, sizeof(w), "ecs: false, %s: rcode", malformed[i].what);
+        BB_EXPECT_INT(w, a[3] & 0x0F, 0);
+        ldns_pkt *p = NULL;
+        assert_int_equal(ldns_wire2pkt(&p, a, (size_t)n), LDNS_STATUS_OK);
+        char got[1024];
+        bb_rdata(ldns_pkt_answer(p), got, sizeof(got));
+        snprintf(w, sizeof(w), "ecs: false, %s: answer", malformed[i].what);
+        BB_EXPECT_STR(w, got, OTHER4);
+        bb_ecs(p, got, sizeof(got));
+        snprintf(w, sizeof(w), "ecs: false, %s: ECS echoed", malformed[i].what);
+        BB_EXPECT_STR(w, got, "");
+        ldns_pkt_free(p);
+    }
+    /* The audit's example (dig +ednsopt=8:000121000a010000ff: IPv4 with
+     * SOURCE 33), a too-short option and two ECS options, over UDP and
+     * TCP. */
+    static const uint8_t odd[][24] = {
+        {0, 8, 0, 9, 0, 1, 0x21, 0, 0x0a, 0x01, 0x00, 0x00, 0xff},
+        {0, 8, 0, 3, 0, 1, 24},
+        {0, 8, 0, 7, 0, 1, 24, 0, 2, 2, 3, 0, 8, 0, 7, 0, 1, 24, 0, 2, 2, 3},
+    };
+    static const size_t oddlen[] = {13, 7, 22};
+    for (int tcp = 0; tcp < 2; tcp++)
+        for (size_t i = 0; i < sizeof(oddlen) / sizeof(oddlen[0]); i++) {
+            uint8_t q[600], a[600];
+            size_t len = query_with_options(odd[i], oddlen[i], q, sizeof(q));
+            int n;
+            if (tcp) {
+                int fd = bb_tcp_connect(&extra);
+                n = bb_tcp_send(fd, q, len) ? bb_tcp_recv(fd, a, sizeof(a), 2000) : -1;
+                close(fd);
+            } else {
+                n = bb_raw_udp(&extra, q, len, a, sizeof(a), 2000);
+            }
+            char w[200];
+            snprintf(w, sizeof(w), "ecs: false, odd option %zu (%s): answered", i, tcp ? "tcp" : "udp");
+            BB_EXPECT_INT(w, n >= 12, 1);
+            snprintf(w, sizeof(w), "ecs: false, odd option %zu (%s): rcode", i, tcp ? "tcp" : "udp");
+            BB_EXPECT_INT(w, a[3] & 0x0F, 0);
+            snprintf(w, sizeof(w), "ecs: false, odd option %zu (%s): ANCOUNT", i, tcp ? "tcp" : "udp");
+            BB_EXPECT_INT(w, (a[6] << 8) | a[7], 1);
+        }
+    /* An option running past the OPT record is still a malformed OPT. */
+    uint8_t over[] = {0, 8, 0, 20, 0, 1, 24, 0, 2, 2, 3}, q[600], a[600];
+    size_t len = query_with_options(over, sizeof(over), q, sizeof(q));
     int n = bb_raw_udp(&extra, q, len, a, sizeof(a), 2000);
-    assert_true(n >= 12);
-    BB_EXPECT_INT("ecs: false, family 3: rcode", a[3] & 0x0F, 1);
+    BB_EXPECT_INT("ecs: false, option past the OPT: answered", n >= 12, 1);
+    BB_EXPECT_INT("ecs: false, option past the OPT: rcode", a[3] & 0x0F, 1);
     bb_stop(&extra);
 }
 
@@ -470,8 +530,8 @@ static void test_caps_short(void **state)
         {"2.2.3.0/24", NULL, "A", OTHER4, "2.2.3.0/24/16"},
         /* 2a02:d3c0::/32 as 2a02:d300::/24: the GB network is /29. */
         {"2a02:d3c0::/32", NULL, "A", OTHER4, "2a02:d3c0::/32/24"},
-        /* At or under the cap: unchanged. */
-        {"149.101.0.0/16", NULL, "A", OTHER4, "149.101.0.0/16/18"},
+        /* At the cap: the database's /18 is cut to the cap too. */
+        {"149.101.0.0/16", NULL, "A", OTHER4, "149.101.0.0/16/16"},
         {"0.0.0.0/0", "127.0.1.1", "A", GB4, "0.0.0.0/0/0"},
     };
     run_set(&extra, "caps 16/24", c, sizeof(c) / sizeof(c[0]));
@@ -589,7 +649,7 @@ static void test_broken_database_reload(void **state)
     res_t r;
     ask(&extra, APP, "A", &o, &r);
     BB_EXPECT_STR("after a refused reload: answer", r.answer, US4);
-    BB_EXPECT_STR("after a refused reload: ECS", r.ecs, "149.101.100.0/24/28");
+    BB_EXPECT_STR("after a refused reload: ECS", r.ecs, "149.101.100.0/24/24");
     free(bad);
     free(text);
     bb_stop(&extra);

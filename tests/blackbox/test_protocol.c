@@ -18,6 +18,8 @@
 
 #include "bb.h"
 
+#define DS_HEX "2bb183af5f22588179a53b0a98631fad1a292118e7b5e0e3e0a8b5e2e8c1f0d4"
+
 static const char *config_text(void)
 {
     static char buf[16384];
@@ -55,6 +57,36 @@ static const char *config_text(void)
              "      mx: \"MX 10 mail\"\n"
              "      mail: \"A 192.0.2.25\"\n"
              "      big: [%s]\n"
+             /* A chain of 12 CNAMEs: l4 ends at l12 within the cap of 8. */
+             "      l0: \"CNAME l1\"\n"
+             "      l1: \"CNAME l2\"\n"
+             "      l2: \"CNAME l3\"\n"
+             "      l3: \"CNAME l4\"\n"
+             "      l4: \"CNAME l5\"\n"
+             "      l5: \"CNAME l6\"\n"
+             "      l6: \"CNAME l7\"\n"
+             "      l7: \"CNAME l8\"\n"
+             "      l8: \"CNAME l9\"\n"
+             "      l9: \"CNAME l10\"\n"
+             "      l10: \"CNAME l11\"\n"
+             "      l11: \"CNAME l12\"\n"
+             "      l12: \"A 192.0.2.99\"\n"
+             /* CNAMEs into a delegation. */
+             "      tocut: \"CNAME host.child\"\n"
+             "      tocutapex: \"CNAME child\"\n"
+             /* CNAMEs to a plugin name and to another zone. */
+             "      dyn: {static: [192.0.2.10, \"2001:db8::10\"]}\n"
+             "      todyn: \"CNAME dyn\"\n"
+             "      toapp: \"CNAME app.carrier\"\n"
+             /* A signed delegation to a zone we also serve. */
+             "      signed: [\"NS ns1.signed\", \"DS 12345 8 2 " DS_HEX "\"]\n"
+             "      ns1.signed: \"A 192.0.2.54\"\n"
+             "  - origin: signed.example.test\n"
+             "    soa: \"ns1 hostmaster.example.test. 9 3600 600 604800 90\"\n"
+             "    ns: [ns1]\n"
+             "    records:\n"
+             "      ns1: \"A 192.0.2.54\"\n"
+             "      www: \"A 203.0.113.8\"\n"
              "  - origin: carrier.example.test\n"
              "    soa: \"ns1.example.test. hostmaster.example.test. 7 3600 600 604800 60\"\n"
              "    ns: [ns1.example.test.]\n"
@@ -93,6 +125,7 @@ typedef struct pcase {
 } pcase_t;
 
 #define SOA "ns1.example.test. hostmaster.example.test. 1 3600 600 604800 120"
+#define L(n) "l" #n ".example.test."
 
 static const pcase_t cases[] = {
     /* AA on authoritative answers. */
@@ -135,6 +168,49 @@ static const pcase_t cases[] = {
      "192.0.2.1, 2001:db8::1, 192.0.2.2"},
     {"mx.example.test.", "MX", "NOERROR", 1, "10 mail.example.test.", "", -1, "192.0.2.25"},
     {"example.test.", "SOA", "NOERROR", 1, SOA, "", -1, ""},
+    /* The CNAME chain cap (8 links): a chain that ends within it gets its
+     * data; a chain cut at the cap gets the CNAMEs so far and no SOA (it
+     * claims nothing about the rest). */
+    {"l4.example.test.", "A", "NOERROR", 1, L(5) ", " L(6) ", " L(7) ", " L(8) ", " L(9) ", "
+     L(10) ", " L(11) ", " L(12) ", 192.0.2.99", "", -1, NULL},
+    {"l5.example.test.", "A", "NOERROR", 1, L(6) ", " L(7) ", " L(8) ", " L(9) ", " L(10) ", "
+     L(11) ", " L(12) ", 192.0.2.99", "", -1, NULL},
+    {"l3.example.test.", "A", "NOERROR", 1, L(4) ", " L(5) ", " L(6) ", " L(7) ", " L(8) ", "
+     L(9) ", " L(10) ", " L(11), "", -1, NULL},
+    {"l4.example.test.", "TXT", "NOERROR", 1, L(5) ", " L(6) ", " L(7) ", " L(8) ", " L(9) ", "
+     L(10) ", " L(11) ", " L(12), SOA, 120, NULL},
+    {"l3.example.test.", "TXT", "NOERROR", 1, L(4) ", " L(5) ", " L(6) ", " L(7) ", " L(8) ", "
+     L(9) ", " L(10) ", " L(11), "", -1, NULL},
+    /* DS at the apex of a child zone we also serve comes from the parent
+     * (RFC 4035 section 3.1.4.1): its DS RRset, or its NODATA. */
+    {"signed.example.test.", "DS", "NOERROR", 1, "12345 8 2 " DS_HEX, "", -1, ""},
+    {"SIGNED.example.test.", "DS", "NOERROR", 1, "12345 8 2 " DS_HEX, "", -1, ""},
+    {"carrier.example.test.", "DS", "NOERROR", 1, "", SOA, 120, ""},
+    /* Every other type stays with the child. */
+    {"signed.example.test.", "SOA", "NOERROR", 1,
+     "ns1.signed.example.test. hostmaster.example.test. 9 3600 600 604800 90", "", -1, ""},
+    {"signed.example.test.", "NS", "NOERROR", 1, "ns1.signed.example.test.", "", -1, "192.0.2.54"},
+    {"signed.example.test.", "TXT", "NOERROR", 1, "",
+     "ns1.signed.example.test. hostmaster.example.test. 9 3600 600 604800 90", 90, ""},
+    {"www.signed.example.test.", "DS", "NOERROR", 1, "",
+     "ns1.signed.example.test. hostmaster.example.test. 9 3600 600 604800 90", 90, ""},
+    {"app.carrier.example.test.", "DS", "NOERROR", 1, "",
+     "ns1.example.test. hostmaster.example.test. 7 3600 600 604800 60", 60, ""},
+    /* A CNAME into a delegation: the CNAME, then the referral (RFC 1034
+     * section 4.3.2 step 3.b on the target), AA for the CNAME. */
+    {"tocut.example.test.", "A", "NOERROR", 1, "host.child.example.test.",
+     "ns1.child.example.test., ns.other.net.", 3600, "192.0.2.53"},
+    {"tocutapex.example.test.", "TXT", "NOERROR", 1, "child.example.test.",
+     "ns1.child.example.test., ns.other.net.", 3600, "192.0.2.53"},
+    /* A CNAME to a name a plugin answers, or to another zone: the CNAME
+     * alone, no SOA (RFC 2308 section 2.2 would read one as NODATA). */
+    {"todyn.example.test.", "A", "NOERROR", 1, "dyn.example.test.", "", -1, ""},
+    {"todyn.example.test.", "AAAA", "NOERROR", 1, "dyn.example.test.", "", -1, ""},
+    {"dyn.example.test.", "A", "NOERROR", 1, "192.0.2.10", "", -1, ""},
+    /* The plugin name has no TXT: that NODATA is true. */
+    {"todyn.example.test.", "TXT", "NOERROR", 1, "dyn.example.test.", SOA, 120, ""},
+    {"toapp.example.test.", "A", "NOERROR", 1, "app.carrier.example.test.", "", -1, ""},
+    {"toapp.example.test.", "TXT", "NOERROR", 1, "app.carrier.example.test.", "", -1, ""},
 };
 
 static void check_case(const pcase_t *c, const bb_q_t *o)

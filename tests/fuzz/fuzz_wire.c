@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     wire_query_t q;
-    wire_verdict_t v = wire_parse_query(data, size, &q);
+    wire_verdict_t v = wire_parse_query(data, size, true, &q);
     if (q.has_question && (q.question_end > size || q.qname_len > 255))
         abort();
     if (v == WIRE_OK && q.ecs) {
@@ -23,5 +23,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n != wire_opt_len(&q, true))
             abort();
     }
+    /* With ECS off the option is never taken. */
+    (void)wire_parse_query(data, size, false, &q);
+    if (q.ecs)
+        abort();
     return 0;
 }

@@ -2,7 +2,8 @@
  * test_noalloc.c - the query path allocates nothing (STYLE.md): build a
  * snapshot, then answer many queries of every kind (positive, NODATA,
  * NXDOMAIN, CNAME, wildcard, referral, REFUSED, FORMERR, NOTIMP, BADVERS,
- * truncated, ECS, TCP-sized) while counting every malloc, calloc, realloc
+ * truncated, ECS, TCP-sized, CNAME chains cut at the cap, CNAMEs into a
+ * delegation or to a plugin name, DS at a served child apex) while counting every malloc, calloc, realloc
  * and free made by our code (the libraries are linked with --wrap) and, in
  * builds without sanitizers, every byte the C library's allocator hands
  * out at all.
@@ -124,7 +125,19 @@ static void test_no_allocation(void **state)
         "      app2: {steer: lit}\n"
         "      img: {weighted: {192.0.2.1: 3, 192.0.2.2: 1}}\n"
         "      api: {failover: [c0, c1]}\n"
-        "      big: [\"TXT 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 1123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 2123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 3123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 4123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 5123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"]\n", statefile, statefile);
+        "      l0: \"CNAME l1\"\n      l1: \"CNAME l2\"\n      l2: \"CNAME l3\"\n"
+        "      l3: \"CNAME l4\"\n      l4: \"CNAME l5\"\n      l5: \"CNAME l6\"\n"
+        "      l6: \"CNAME l7\"\n      l7: \"CNAME l8\"\n      l8: \"CNAME l9\"\n"
+        "      l9: \"A 192.0.2.9\"\n"
+        "      tocut: \"CNAME x.child\"\n"
+        "      toapp: \"CNAME app\"\n"
+        "      signed: [\"NS ns.signed\", \"DS 12345 8 2 2bb183af5f22588179a53b0a98631fad1a292118e7b5e0e3e0a8b5e2e8c1f0d4\"]\n"
+        "      ns.signed: \"A 192.0.2.54\"\n"
+        "      big: [\"TXT 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 1123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 2123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 3123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 4123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\", \"TXT 5123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\"]\n"
+        "  - origin: signed.example.test\n"
+        "    soa: \"ns.signed.example.test. hostmaster 1 3600 600 604800 120\"\n"
+        "    ns: [ns]\n"
+        "    records: {ns: \"A 192.0.2.54\"}\n", statefile, statefile);
     assert_int_equal(write(fd, cfg, strlen(cfg)), (ssize_t)strlen(cfg));
     close(fd);
     diag_list_t d;
@@ -171,6 +184,14 @@ static void test_no_allocation(void **state)
         {"img.example.test", 1, 0, 0, NULL, 0},
         {"api.example.test", 28, 0, 0, NULL, 0},
         {"app.example.test", 255, 0, 0, ecs, sizeof(ecs)},
+        /* CNAME chains at and past the cap, into a delegation, to a
+         * plugin name; DS at the apex of a served child zone. */
+        {"l0.example.test", 1, 0, 0, NULL, 0},
+        {"l1.example.test", 1, 0, 0, NULL, 0},
+        {"tocut.example.test", 1, 0, 0, NULL, 0},
+        {"toapp.example.test", 1, 0, 0, ecs, sizeof(ecs)},
+        {"signed.example.test", 43, 0, 0, NULL, 0},
+        {"signed.example.test", 6, 0, 0, NULL, 0},
     };
     static answer_txn_t txn;
     static uint8_t out[65535];

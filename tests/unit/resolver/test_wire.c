@@ -43,7 +43,7 @@ static void test_plain(void **state)
     uint8_t q[512];
     size_t n = mkq(q, false, NULL, 0, 0, 0);
     wire_query_t w;
-    assert_int_equal(wire_parse_query(q, n, &w), WIRE_OK);
+    assert_int_equal(wire_parse_query(q, n, true, &w), WIRE_OK);
     assert_int_equal(w.id, 0x1234);
     assert_true(w.has_question);
     assert_int_equal(w.qname_len, 18);
@@ -51,7 +51,7 @@ static void test_plain(void **state)
     assert_int_equal(w.qclass, 1);
     assert_false(w.edns);
     n = mkq(q, true, NULL, 0, 0, 100);
-    assert_int_equal(wire_parse_query(q, n, &w), WIRE_OK);
+    assert_int_equal(wire_parse_query(q, n, true, &w), WIRE_OK);
     assert_true(w.edns);
     assert_true(w.edns_do);
     assert_int_equal(w.edns_udp, 512); /* below 512 counts as 512 */
@@ -84,7 +84,7 @@ static void test_ecs(void **state)
         uint8_t q[512];
         size_t n = mkq(q, true, t[i].opt, t[i].len, 0, 1232);
         wire_query_t w;
-        wire_verdict_t v = wire_parse_query(q, n, &w);
+        wire_verdict_t v = wire_parse_query(q, n, true, &w);
         if (v != t[i].want)
             fail_msg("%s: expected verdict %d, got %d", t[i].what, t[i].want, v);
         if (v == WIRE_OK && t[i].opt[1] == 8) {
@@ -93,6 +93,13 @@ static void test_ecs(void **state)
         }
         if (v == WIRE_FORMERR)
             assert_false(w.ecs);
+        /* With ECS off the option is an unknown one (RFC 6891 section
+         * 6.1.2): only its framing in the OPT record matters. */
+        wire_verdict_t off = strcmp(t[i].what, "option overruns the OPT") == 0 ? WIRE_FORMERR : WIRE_OK;
+        v = wire_parse_query(q, n, false, &w);
+        if (v != off)
+            fail_msg("%s, ECS off: expected verdict %d, got %d", t[i].what, off, v);
+        assert_false(w.ecs);
     }
 }
 
@@ -102,25 +109,25 @@ static void test_verdicts(void **state)
     uint8_t q[512], m[512];
     size_t n = mkq(q, false, NULL, 0, 0, 0);
     wire_query_t w;
-    assert_int_equal(wire_parse_query(q, 11, &w), WIRE_DROP);
+    assert_int_equal(wire_parse_query(q, 11, true, &w), WIRE_DROP);
     memcpy(m, q, n);
     m[2] |= 0x80;
-    assert_int_equal(wire_parse_query(m, n, &w), WIRE_DROP);
+    assert_int_equal(wire_parse_query(m, n, true, &w), WIRE_DROP);
     memcpy(m, q, n);
     m[2] = (uint8_t)(m[2] | (5 << 3));
-    assert_int_equal(wire_parse_query(m, n, &w), WIRE_NOTIMP);
+    assert_int_equal(wire_parse_query(m, n, true, &w), WIRE_NOTIMP);
     assert_true(w.has_question);
     n = mkq(q, true, NULL, 0, 1, 1232);
-    assert_int_equal(wire_parse_query(q, n, &w), WIRE_BADVERS);
+    assert_int_equal(wire_parse_query(q, n, true, &w), WIRE_BADVERS);
     assert_true(w.edns);
     /* OPT with a non-root owner. */
     n = mkq(q, true, NULL, 0, 0, 1232);
     memcpy(m, q, n);
     m[34] = 1;
-    assert_int_equal(wire_parse_query(m, n, &w), WIRE_FORMERR);
+    assert_int_equal(wire_parse_query(m, n, true, &w), WIRE_FORMERR);
     /* Every truncation of a valid query is rejected, never read past. */
     for (size_t k = 0; k < n; k++) {
-        wire_verdict_t v = wire_parse_query(q, k, &w);
+        wire_verdict_t v = wire_parse_query(q, k, true, &w);
         assert_true(v == WIRE_DROP || v == WIRE_FORMERR);
     }
 }
@@ -132,7 +139,7 @@ static void test_opt_writer(void **state)
     uint8_t ecs[] = {0, 8, 0, 7, 0, 1, 22, 0, 198, 18, 4};
     size_t n = mkq(q, true, ecs, sizeof(ecs), 0, 4096);
     wire_query_t w;
-    assert_int_equal(wire_parse_query(q, n, &w), WIRE_OK);
+    assert_int_equal(wire_parse_query(q, n, true, &w), WIRE_OK);
     size_t len = wire_write_opt(out, &w, 1232, 0, true, 24);
     assert_int_equal(len, wire_opt_len(&w, true));
     const uint8_t want[] = {0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 11,
