@@ -519,6 +519,8 @@ static void conn_timeout(uv_timer_t *t)
     conn_close(c);
 }
 
+/* (Re)start the idle timer: at accept, after each complete query read and
+ * after a parked answer has been written out, never for a partial query. */
 static void conn_touch(tcp_conn_t *c)
 {
     uv_timer_start(&c->timer, conn_timeout, c->w->srv->idle_timeout_ms, 0);
@@ -589,6 +591,9 @@ static void conn_process(tcp_conn_t *c)
                                     w->tcp_out + 2, TCP_OUT - 2);
         p += 2 + mlen;
         c->queries++;
+        /* A complete query: the connection is not idle (RFC 7766 section
+         * 6.2.3); its next query has a whole idle timeout to arrive. */
+        conn_touch(c);
         if (len > 0) {
             cnt_add(w, CIDX(rcodes) + (w->txn.rcode < 24 ? w->txn.rcode : 23), 1);
             wire_put16(w->tcp_out, (uint16_t)len);
@@ -660,8 +665,10 @@ static void conn_io(uv_poll_t *h, int status, int events)
         }
         ssize_t r = recv(c->fd, c->in + c->inlen, TCP_IN - c->inlen, MSG_DONTWAIT);
         if (r > 0) {
+            /* Bytes alone do not restart the idle timer (conn_process
+             * does, per complete query): a client dribbling a query that
+             * never completes is closed after the idle timeout. */
             c->inlen += (size_t)r;
-            conn_touch(c);
             continue;
         }
         if (r < 0 && errno == EINTR)

@@ -97,6 +97,39 @@ static void test_tcp_idle_timeout(void **state)
     bb_stop(&b);
 }
 
+/* A client that dribbles one byte of a never-complete query every 100 ms
+ * (a slow-loris) is closed after the idle timeout: only a complete query
+ * restarts the timer, not every byte. */
+static void test_tcp_idle_timeout_dribble(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, zone_v(10));
+    int fd = bb_tcp_connect(&b);
+    long long t0 = bb_now_ms();
+    /* A length prefix announcing 256 bytes, then one byte at a time. */
+    const uint8_t len[2] = {0x01, 0x00};
+    assert_int_equal(send(fd, len, 2, MSG_NOSIGNAL), 2);
+    bool closed = false;
+    for (int i = 0; i < 40 && !closed; i++) {
+        uint8_t zero = 0;
+        if (send(fd, &zero, 1, MSG_NOSIGNAL) != 1)
+            break; /* the server is gone: closed_within says so below */
+        /* 100 ms between bytes (the client's pace, not a wait for the
+         * server): closed_within returns as soon as the server closes. */
+        closed = closed_within(fd, 100);
+    }
+    closed = closed || closed_within(fd, 2000);
+    long long took = bb_now_ms() - t0;
+    if (!closed)
+        fail_msg("a client sending one byte every 100 ms was still connected after %lld ms (idle_timeout 300ms)",
+                 took);
+    if (took < 250 || took > 1500)
+        fail_msg("dribbling client closed after %lld ms: expected about 300 ms (the idle timeout)", took);
+    close(fd);
+    bb_stop(&b);
+}
+
 static void test_tcp_connection_cap(void **state)
 {
     (void)state;
@@ -350,6 +383,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tcp_idle_timeout),
+        cmocka_unit_test(test_tcp_idle_timeout_dribble),
         cmocka_unit_test(test_tcp_connection_cap),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_check),
