@@ -27,7 +27,8 @@
 #define UDP_SBUF 4096        /* >= max_udp_payload (at most 4096) */
 #define UDP_BATCHES_PER_WAKE 8 /* then let TCP and timers run */
 #define CMSG_SPACE_PKTINFO 64
-#define TCP_IN 4096          /* queries larger than this close the connection */
+#define TCP_MAX_QUERY 4096   /* larger DNS messages close the connection */
+#define TCP_IN (2 + TCP_MAX_QUERY) /* one whole query with its length prefix */
 #define TCP_OUT (65535 + 2)
 #define TCP_SNDBUF 65536     /* kernel send buffer per connection (doubled by Linux) */
 #define EPOCH_IDLE UINT64_MAX
@@ -575,7 +576,7 @@ static void conn_process(tcp_conn_t *c)
     snap_t *s = NULL;
     while (!c->writing && !c->closing && c->inlen - p >= 2) {
         size_t mlen = wire_get16(c->in + p);
-        if (mlen == 0 || mlen > TCP_IN - 2) {
+        if (mlen == 0 || mlen > TCP_MAX_QUERY) {
             /* RFC 7766: a message we cannot hold; there is no way to
              * resynchronise the stream, so close it. */
             conn_close(c);

@@ -149,6 +149,75 @@ static void test_tcp_query_cap(void **state)
     bb_stop(&b);
 }
 
+/* True when the server closed fd (EOF or reset, without sending anything)
+ * within ms. */
+static bool closed_within(int fd, int ms)
+{
+    long long deadline = bb_now_ms() + ms;
+    while (bb_now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)(deadline - bb_now_ms())) > 0) {
+            char c;
+            ssize_t r = recv(fd, &c, 1, 0);
+            if (r == 0 || (r < 0 && errno == ECONNRESET))
+                return true;
+            if (r > 0)
+                return false;
+        }
+    }
+    return false;
+}
+
+/* A query for www.example.test padded to exactly size bytes with an
+ * unknown EDNS option (ignored by the server, RFC 6891 section 6.1.2). */
+static size_t padded_query(size_t size, uint8_t *out)
+{
+    bb_q_t o = {.no_edns = true};
+    size_t p = bb_build("www.example.test.", "A", &o, out, size);
+    size_t pad = size - p - 11 - 4; /* OPT RR header, option header */
+    out[11] = 1;                    /* ARCOUNT */
+    const uint8_t opt[] = {0, 0, 41, 0x10, 0x00, 0, 0, 0, 0,
+                           (uint8_t)((pad + 4) >> 8), (uint8_t)(pad + 4),
+                           0xfd, 0xe9, (uint8_t)(pad >> 8), (uint8_t)pad};
+    memcpy(out + p, opt, sizeof(opt));
+    p += sizeof(opt);
+    memset(out + p, 'x', pad);
+    return p + pad;
+}
+
+/* The documented query size limit holds over TCP: DNS messages of up to
+ * 4096 bytes (the 2-byte length prefix is extra) are answered, a larger
+ * one closes the connection. */
+static void test_tcp_query_size(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, HEAD ZONE);
+    static const size_t ok[] = {512, 4094, 4095, 4096};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        uint8_t q[4200], a[4096];
+        size_t l = padded_query(ok[i], q);
+        BB_EXPECT_INT("padded query size", l, ok[i]);
+        int fd = bb_tcp_connect(&b);
+        assert_true(bb_tcp_send(fd, q, l));
+        int n = bb_tcp_recv(fd, a, sizeof(a), 2000);
+        if (n < 12)
+            fail_msg("a %zu-byte query over TCP: expected an answer, got none (%d)", ok[i], n);
+        BB_EXPECT_INT("rcode of the padded query", a[3] & 0x0f, 0);
+        BB_EXPECT_INT("answers to the padded query", (a[6] << 8) | a[7], 1);
+        close(fd);
+    }
+    /* 4097 bytes: over the limit, the connection is closed unanswered. */
+    uint8_t q[4200];
+    size_t l = padded_query(4097, q);
+    int fd = bb_tcp_connect(&b);
+    (void)bb_tcp_send(fd, q, l); /* the server may close before it has all */
+    if (!closed_within(fd, 2000))
+        fail_msg("a 4097-byte query over TCP: expected the connection closed, it stayed open");
+    close(fd);
+    bb_stop(&b);
+}
+
 static long rss_kb(pid_t pid)
 {
     char path[64], line[256];
@@ -253,6 +322,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rrl),
         cmocka_unit_test(test_tcp_query_cap),
+        cmocka_unit_test(test_tcp_query_size),
         cmocka_unit_test(test_slow_readers),
         cmocka_unit_test(test_user),
     };
