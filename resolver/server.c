@@ -63,7 +63,11 @@ typedef struct tcp_conn {
     size_t inlen;
     uint32_t queries;
     netaddr_t peer;
-    struct tcp_conn *next_free;
+    /* In the server's free stack: index + 1 of the next free slot, 0 at
+     * the bottom.  Atomic because a worker popping the stack may read it
+     * while another worker pops the same slot (the tag then fails its
+     * compare-and-swap). */
+    _Atomic uint32_t next_free;
     uint8_t in[TCP_IN];
 } tcp_conn_t;
 
@@ -91,10 +95,7 @@ struct worker {
     uint8_t rctl[BATCH][CMSG_SPACE_PKTINFO], sctl[BATCH][CMSG_SPACE_PKTINFO];
     uint8_t rbuf[BATCH][UDP_RBUF];
     uint8_t sbuf[BATCH][UDP_SBUF];
-    /* TCP. */
-    tcp_conn_t *conns;
-    size_t nconns;
-    tcp_conn_t *free_conns;
+    /* TCP (the connection slots are the server's, see struct server). */
     uint8_t **bigbufs; /* parked-output buffers, TCP_OUT bytes each */
     size_t nbig, nbig_free;
     uint8_t tcp_out[TCP_OUT];
@@ -108,6 +109,17 @@ struct server {
     worker_t **workers;
     uint64_t idle_timeout_ms;
     uint32_t max_queries;
+    /* TCP connection slots: exactly tcp.max_connections, shared by every
+     * worker, so the cap holds over the whole server however the kernel
+     * spreads connections over the SO_REUSEPORT listeners.  The free
+     * slots form a lock-free stack: one compare-and-swap at accept and
+     * one at close (never per query).  head is (tag << 32) | (index + 1),
+     * 0 in the low half when empty; the tag counts every change so a slot
+     * popped and pushed back between a load and a CAS cannot be mistaken
+     * for an unchanged head (ABA). */
+    tcp_conn_t *conns;
+    size_t nconns;
+    _Alignas(64) _Atomic uint64_t conn_head;
 };
 
 /* Counter indexes: positions of the fields in server_counters_t. */
@@ -485,6 +497,39 @@ static void udp_readable(uv_poll_t *h, int status, int events)
 
 /* ---- TCP ---- */
 
+/* Take a free connection slot, or NULL when tcp.max_connections are open.
+ * Any worker thread. */
+static tcp_conn_t *conn_pop(server_t *srv)
+{
+    uint64_t h = atomic_load_explicit(&srv->conn_head, memory_order_acquire);
+    for (;;) {
+        uint32_t i = (uint32_t)h;
+        if (i == 0)
+            return NULL;
+        tcp_conn_t *c = &srv->conns[i - 1];
+        uint32_t next = atomic_load_explicit(&c->next_free, memory_order_relaxed);
+        uint64_t nh = (((h >> 32) + 1) << 32) | next;
+        /* Acquire: the slot's fields as the worker that freed it left them. */
+        if (atomic_compare_exchange_weak_explicit(&srv->conn_head, &h, nh, memory_order_acquire,
+                                                  memory_order_acquire))
+            return c;
+    }
+}
+
+/* Give a slot back (from its last close callback).  Any worker thread. */
+static void conn_push(server_t *srv, tcp_conn_t *c)
+{
+    uint32_t idx = (uint32_t)(c - srv->conns) + 1;
+    uint64_t h = atomic_load_explicit(&srv->conn_head, memory_order_relaxed);
+    uint64_t nh;
+    do {
+        atomic_store_explicit(&c->next_free, (uint32_t)h, memory_order_relaxed);
+        nh = (((h >> 32) + 1) << 32) | idx;
+        /* Release: the next owner sees the slot closed. */
+    } while (!atomic_compare_exchange_weak_explicit(&srv->conn_head, &h, nh, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
 static void conn_closed(uv_handle_t *h)
 {
     tcp_conn_t *c = h->data;
@@ -499,8 +544,7 @@ static void conn_closed(uv_handle_t *h)
     }
     c->open = false;
     c->closing = false;
-    c->next_free = w->free_conns;
-    w->free_conns = c;
+    conn_push(w->srv, c);
 }
 
 static void conn_close(tcp_conn_t *c)
@@ -698,14 +742,14 @@ static void tcp_acceptable(uv_poll_t *h, int status, int events)
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        tcp_conn_t *c = w->free_conns;
+        tcp_conn_t *c = conn_pop(w->srv);
         if (c == NULL) {
             /* At the connection cap: refuse by closing at once. */
             close(fd);
             cnt_add(w, CIDX(tcp_rejected), 1);
             continue;
         }
-        w->free_conns = c->next_free;
+        c->w = w; /* this worker's loop owns the connection until it closes */
         cnt_add(w, CIDX(tcp_accepted), 1);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -752,7 +796,7 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-static worker_t *worker_new(server_t *srv, unsigned index, size_t nconns, uint32_t rrl_size)
+static worker_t *worker_new(server_t *srv, unsigned index, size_t maxconns, uint32_t rrl_size)
 {
     worker_t *w = calloc(1, sizeof(*w));
     if (w == NULL)
@@ -760,11 +804,11 @@ static worker_t *worker_new(server_t *srv, unsigned index, size_t nconns, uint32
     w->srv = srv;
     w->index = index;
     atomic_init(&w->epoch, EPOCH_IDLE);
-    w->nconns = nconns;
-    w->conns = calloc(nconns, sizeof(tcp_conn_t));
-    w->nbig = nconns < 64 ? nconns : 64;
+    /* Any worker may hold every connection, so it may need as many
+     * parked-output buffers, up to its fixed 64. */
+    w->nbig = maxconns < 64 ? maxconns : 64;
     w->bigbufs = calloc(w->nbig, sizeof(uint8_t *));
-    if (w->conns == NULL || w->bigbufs == NULL)
+    if (w->bigbufs == NULL)
         abort();
     for (size_t i = 0; i < w->nbig; i++) {
         w->bigbufs[i] = malloc(TCP_OUT);
@@ -775,12 +819,6 @@ static worker_t *worker_new(server_t *srv, unsigned index, size_t nconns, uint32
     if (rrl_init(&w->rrl, rrl_size) != 0)
         abort();
     w->txn.rng = 0x9E3779B97F4A7C15ull * (index + 1);
-    for (size_t i = nconns; i-- > 0;) {
-        w->conns[i].w = w;
-        w->conns[i].fd = -1;
-        w->conns[i].next_free = w->free_conns;
-        w->free_conns = &w->conns[i];
-    }
     return w;
 }
 
@@ -792,7 +830,6 @@ static void worker_free(worker_t *w)
         free(w->bigbufs[i]);
     free(w->bigbufs);
     rrl_free(&w->rrl);
-    free(w->conns);
     free(w);
 }
 
@@ -814,11 +851,19 @@ int server_new(snap_t *s, server_t **out)
     srv->workers = calloc(n, sizeof(*srv->workers));
     if (srv->workers == NULL)
         abort();
-    size_t per = (s->server.tcp_max_connections + n - 1) / n;
-    if (per == 0)
-        per = 1;
+    size_t maxconns = s->server.tcp_max_connections ? s->server.tcp_max_connections : 1;
+    srv->nconns = maxconns;
+    srv->conns = calloc(maxconns, sizeof(tcp_conn_t));
+    if (srv->conns == NULL)
+        abort();
+    /* The free stack holds every slot, slot 0 on top. */
+    for (size_t i = 0; i < maxconns; i++) {
+        srv->conns[i].fd = -1;
+        atomic_init(&srv->conns[i].next_free, i + 1 < maxconns ? (uint32_t)(i + 2) : 0);
+    }
+    atomic_init(&srv->conn_head, 1);
     for (unsigned i = 0; i < n; i++) {
-        srv->workers[i] = worker_new(srv, i, per, s->server.rrl_table_size);
+        srv->workers[i] = worker_new(srv, i, maxconns, s->server.rrl_table_size);
         if (srv->workers[i] == NULL)
             abort();
     }
@@ -839,6 +884,7 @@ int server_new(snap_t *s, server_t **out)
         for (unsigned i = 0; i < n; i++)
             worker_free(srv->workers[i]);
         free(srv->workers);
+        free(srv->conns);
         free(srv);
         return rc;
     }
@@ -906,17 +952,15 @@ snap_t *server_free(server_t *srv)
     }
     /* Connections still open at stop had their handles closed by the
      * walk; their descriptors are closed here. */
-    for (unsigned i = 0; i < srv->nworkers; i++) {
-        worker_t *w = srv->workers[i];
-        for (size_t k = 0; k < w->nconns; k++)
-            if (w->conns[k].fd >= 0)
-                close(w->conns[k].fd);
-    }
+    for (size_t k = 0; k < srv->nconns; k++)
+        if (srv->conns[k].fd >= 0)
+            close(srv->conns[k].fd);
     close_all(srv);
     snap_t *s = atomic_load(&srv->current);
     for (unsigned i = 0; i < srv->nworkers; i++)
         worker_free(srv->workers[i]);
     free(srv->workers);
+    free(srv->conns);
     free(srv);
     return s;
 }

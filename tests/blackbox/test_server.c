@@ -165,6 +165,56 @@ static void test_tcp_connection_cap(void **state)
     bb_stop(&b);
 }
 
+/* tcp.max_connections is one cap over all workers, however the kernel
+ * spreads connections over their SO_REUSEPORT sockets: N connections are
+ * served, and while they are open every further one is closed at once. */
+static void test_tcp_connection_cap_workers(void **state)
+{
+    (void)state;
+    static const struct {
+        int max, workers;
+    } t[] = {{1, 4}, {3, 2}, {4, 4}};
+    for (size_t k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
+        char conf[512];
+        snprintf(conf, sizeof(conf),
+                 "server:\n"
+                 "  listen: [127.0.0.1]\n"
+                 "  port: 0\n"
+                 "  workers: %d\n"
+                 "  tcp: {max_connections: %d, idle_timeout: 30s}\n"
+                 "zones:\n"
+                 "  - {origin: example.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\"}}\n",
+                 t[k].workers, t[k].max);
+        bb_t b;
+        bb_start(&b, conf);
+        uint8_t q[512], a[4096];
+        size_t l = bb_build("ns1.example.test.", "A", NULL, q, sizeof(q));
+        int fds[8];
+        for (int i = 0; i < t[k].max; i++) {
+            fds[i] = bb_tcp_connect(&b);
+            if (!bb_tcp_send(fds[i], q, l) || bb_tcp_recv(fds[i], a, sizeof(a), 2000) <= 0)
+                fail_msg("max_connections %d, %d workers: connection %d of %d not served",
+                         t[k].max, t[k].workers, i + 1, t[k].max);
+        }
+        /* Several extra connections, so that some would land on every
+         * worker: each is over the cap. */
+        for (int i = 0; i < 8; i++) {
+            int extra = bb_tcp_connect(&b);
+            if (!closed_within(extra, 2000))
+                fail_msg("max_connections %d, %d workers: connection %d was not closed",
+                         t[k].max, t[k].workers, t[k].max + 1);
+            close(extra);
+        }
+        /* The N are still served. */
+        for (int i = 0; i < t[k].max; i++) {
+            if (!bb_tcp_send(fds[i], q, l) || bb_tcp_recv(fds[i], a, sizeof(a), 2000) <= 0)
+                fail_msg("max_connections %d: connection %d lost its service", t[k].max, i + 1);
+            close(fds[i]);
+        }
+        bb_stop(&b);
+    }
+}
+
 static void test_reload(void **state)
 {
     (void)state;
@@ -385,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_tcp_idle_timeout),
         cmocka_unit_test(test_tcp_idle_timeout_dribble),
         cmocka_unit_test(test_tcp_connection_cap),
+        cmocka_unit_test(test_tcp_connection_cap_workers),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_help_version),
