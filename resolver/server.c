@@ -200,6 +200,40 @@ fail:;
     return -e;
 }
 
+/* Bind one socket to a:port without SO_REUSEPORT, and close it again:
+ * whether anyone else holds the port.  Our own sockets share the port with
+ * SO_REUSEPORT, which lets a second steerdns (or any program of the same
+ * user that sets it) bind beside a running one and silently take part of
+ * its traffic; a socket without it conflicts with every holder.  TCP keeps
+ * SO_REUSEADDR so that connections of a previous run still in TIME_WAIT do
+ * not block a restart (Linux still refuses a port with a listener).  Port
+ * 0: the kernel picks a free port, stored in *port.  Returns 0 or
+ * -errno. */
+static int probe_port(const netaddr_t *a, uint16_t *port, int type)
+{
+    int fam = a->family == 4 ? AF_INET : AF_INET6;
+    int fd = socket(fam, type | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, rc = 0;
+    if ((fam == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+        (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0))
+        rc = -errno;
+    struct sockaddr_storage ss;
+    socklen_t sl = to_sockaddr(a, *port, &ss);
+    if (rc == 0 && bind(fd, (struct sockaddr *)&ss, sl) != 0)
+        rc = -errno;
+    if (rc == 0 && *port == 0) {
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+            rc = -errno;
+        else
+            *port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                  : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    close(fd);
+    return rc;
+}
+
 static uint16_t bound_port(int fd)
 {
     struct sockaddr_storage ss;
@@ -247,14 +281,38 @@ static size_t usable_listen(const snap_server_t *cfg, netaddr_t *out)
     return n;
 }
 
-static int bind_all(server_t *srv, const snap_server_t *cfg)
+/* "192.0.2.1:53 (UDP)", "[2001:db8::1]:53 (TCP)": where binding failed. */
+static void format_endpoint(const netaddr_t *a, uint16_t port, int type, char *buf, size_t size)
+{
+    char s[NETADDR_STRLEN];
+    netaddr_format(a, false, s, sizeof(s));
+    snprintf(buf, size, "%s%s%s:%u (%s)", a->family == 6 ? "[" : "", s, a->family == 6 ? "]" : "",
+             port, type == SOCK_DGRAM ? "UDP" : "TCP");
+}
+
+/* Bind every worker's sockets.  On failure, where names the address, port
+ * and protocol that failed (empty when no address was usable). */
+static int bind_all(server_t *srv, const snap_server_t *cfg, char *where, size_t wsize)
 {
     uint16_t port = (uint16_t)cfg->port;
     netaddr_t use[SNAP_MAX_LISTEN];
+    where[0] = '\0';
     size_t nuse = usable_listen(cfg, use);
     if (nuse == 0) {
         log_err("none of the listen addresses is available on this host");
         return -EADDRNOTAVAIL;
+    }
+    /* Refuse a port somebody already uses before our SO_REUSEPORT sockets
+     * could share it (with port 0, the first probe picks the port). */
+    for (size_t k = 0; k < nuse; k++) {
+        static const int types[2] = {SOCK_DGRAM, SOCK_STREAM};
+        for (int t = 0; t < 2; t++) {
+            int rc = probe_port(&use[k], &port, types[t]);
+            if (rc != 0) {
+                format_endpoint(&use[k], port, types[t], where, wsize);
+                return rc;
+            }
+        }
     }
     for (unsigned i = 0; i < srv->nworkers; i++) {
         worker_t *w = srv->workers[i];
@@ -266,16 +324,20 @@ static int bind_all(server_t *srv, const snap_server_t *cfg)
         worker_t *w = srv->workers[i];
         for (size_t k = 0; k < nuse; k++) {
             int fd = open_socket(&use[k], port, SOCK_DGRAM);
-            if (fd < 0)
+            if (fd < 0) {
+                format_endpoint(&use[k], port, SOCK_DGRAM, where, wsize);
                 return fd;
+            }
             if (port == 0)
                 port = bound_port(fd); /* the first socket picks the port */
             w->udp[k].fd = fd;
             w->udp[k].family = use[k].family;
             w->udp[k].wildcard = is_wildcard(&use[k]);
             fd = open_socket(&use[k], port, SOCK_STREAM);
-            if (fd < 0)
+            if (fd < 0) {
+                format_endpoint(&use[k], port, SOCK_STREAM, where, wsize);
                 return fd;
+            }
             w->tcp[k].fd = fd;
         }
     }
@@ -868,18 +930,20 @@ int server_new(snap_t *s, server_t **out)
             abort();
     }
     int rc = 0;
+    char where[NETADDR_STRLEN + 32];
     /* With port 0 the first socket picks a port that another program may
      * already hold for TCP, or on another address: try a few times. */
     for (int attempt = 0; attempt < 20; attempt++) {
-        rc = bind_all(srv, &s->server);
+        rc = bind_all(srv, &s->server, where, sizeof(where));
         if (rc == 0 || s->server.port != 0 || rc != -EADDRINUSE)
             break;
         close_all(srv);
     }
     if (rc != 0) {
-        char a[NETADDR_STRLEN];
-        netaddr_format(&s->server.listen[0], false, a, sizeof(a));
-        log_err("cannot listen on port %u (%s...): %s", s->server.port, a, strerror(-rc));
+        if (where[0])
+            log_err("cannot listen on %s: %s%s", where, strerror(-rc),
+                    rc == -EADDRINUSE ? " (another program, or another steerdns, uses this port)"
+                                      : "");
         close_all(srv);
         for (unsigned i = 0; i < n; i++)
             worker_free(srv->workers[i]);

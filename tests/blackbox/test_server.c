@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -213,6 +214,126 @@ static void test_tcp_connection_cap_workers(void **state)
         }
         bb_stop(&b);
     }
+}
+
+/* Run the binary like bb_run, but kill it (by PID) once it says ready or
+ * has not exited within ms; returns its exit status, or -2 when it had to
+ * be killed. */
+static int run_deadline(char *out, size_t size, const char *const *args, int ms)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        fail_msg("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        close(pfd[1]);
+        execv(STEERDNS_BIN, (char *const *)args);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t n = 0;
+    long long deadline = bb_now_ms() + ms;
+    bool killed = false;
+    for (;;) {
+        long long left = deadline - bb_now_ms();
+        struct pollfd p = {pfd[0], POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
+            kill(pid, SIGKILL);
+            killed = true;
+            break;
+        }
+        ssize_t r = read(pfd[0], out + n, size - 1 - n);
+        if (r <= 0 || (n += (size_t)r) + 1 >= size)
+            break;
+        out[n] = '\0';
+        if (strstr(out, "steerdns ready")) {
+            /* It is serving: it will not exit by itself. */
+            kill(pid, SIGKILL);
+            killed = true;
+            break;
+        }
+    }
+    out[n] = '\0';
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    if (killed)
+        return -2;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A second server on the port of a running one must not start (with
+ * SO_REUSEPORT it would silently take half of the traffic): exit 1 and
+ * name the address and port. */
+static void test_port_in_use(void **state)
+{
+    (void)state;
+    bb_t a, b;
+    bb_start(&a, zone_v(10));
+    char conf[1024];
+    snprintf(conf, sizeof(conf),
+             "server:\n"
+             "  listen: [127.0.0.1]\n"
+             "  port: %u\n"
+             "  workers: 2\n"
+             "zones:\n"
+             "  - {origin: example.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\"}}\n",
+             a.port);
+    bb_prepare(&b, conf);
+    char out[8192];
+    const char *args[] = {"steerdns", "serve", "-c", b.config, NULL};
+    int st = run_deadline(out, sizeof(out), args, 10000);
+    if (st == -2)
+        fail_msg("a second server on port %u started instead of exiting:\n%s", a.port, out);
+    BB_EXPECT_INT("second server on a port in use: exit", st, 1);
+    if (strstr(out, "steerdns ready"))
+        fail_msg("the second server said ready:\n%s", out);
+    char want[128];
+    snprintf(want, sizeof(want), "cannot listen on 127.0.0.1:%u (UDP): Address already in use", a.port);
+    bb_expect_contains("port in use", out, want);
+    /* The first one still answers every query. */
+    BB_EXPECT_STR("first server after the second was refused", www(&a), "192.0.2.10");
+
+    /* A restart on the same port is not refused because of connections
+     * the stopped server closed (TIME_WAIT). */
+    int fd = bb_tcp_connect(&a);
+    assert_true(closed_within(fd, 5000)); /* the server closes it: idle timeout */
+    close(fd);
+    bb_stop(&a);
+    bb_launch(&b);
+    BB_EXPECT_INT("restarted on the same port", b.port, a.port);
+    bb_stop(&b);
+
+    /* Anyone's TCP listener on the port counts, even one that shares it
+     * with SO_REUSEPORT. */
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(l, 1), 0);
+    getsockname(l, (struct sockaddr *)&sa, &sl);
+    snprintf(conf, sizeof(conf),
+             "server: {listen: [127.0.0.1], port: %u, workers: 1}\n"
+             "zones:\n"
+             "  - {origin: example.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\"}}\n",
+             ntohs(sa.sin_port));
+    bb_prepare(&b, conf);
+    const char *args2[] = {"steerdns", "serve", "-c", b.config, NULL};
+    st = run_deadline(out, sizeof(out), args2, 10000);
+    close(l);
+    if (st == -2)
+        fail_msg("a server on a port with a TCP listener started instead of exiting:\n%s", out);
+    BB_EXPECT_INT("server on a port with a TCP listener: exit", st, 1);
+    snprintf(want, sizeof(want), "cannot listen on 127.0.0.1:%u (TCP): Address already in use",
+             ntohs(sa.sin_port));
+    bb_expect_contains("TCP port in use", out, want);
+    bb_stop(&b);
 }
 
 static void test_reload(void **state)
@@ -436,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_tcp_idle_timeout_dribble),
         cmocka_unit_test(test_tcp_connection_cap),
         cmocka_unit_test(test_tcp_connection_cap_workers),
+        cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_help_version),
