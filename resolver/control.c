@@ -149,7 +149,11 @@ int control_start(uv_loop_t *loop, const char *path, control_fn fn, void *arg, c
     unlink(path);
     uv_pipe_init(loop, &c->listener, 0);
     c->listener.data = c;
-    mode_t old = umask(0077);
+    /* The socket file is created 0600 (srw-------): only its owner (and
+     * root) may ask for status or explain.  Connecting needs write
+     * permission only.  No other thread runs yet when serve starts it, so
+     * changing the process umask for the bind is safe. */
+    mode_t old = umask(0177);
     int rc = uv_pipe_bind(&c->listener, path);
     umask(old);
     if (rc == 0)

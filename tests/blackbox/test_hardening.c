@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -283,6 +284,28 @@ static void test_slow_readers(void **state)
     bb_stop(&b);
 }
 
+/* The control socket (status, explain) is the owner's only: 0600, a
+ * socket, whatever the umask steerdns was started with. */
+static void test_control_socket_mode(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, HEAD "  control: @DIR@/ctl.sock\n" ZONE);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/ctl.sock", b.dir);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        fail_msg("stat %s: %s", path, strerror(errno));
+    if (!S_ISSOCK(st.st_mode))
+        fail_msg("%s is not a socket (mode %o)", path, (unsigned)st.st_mode);
+    if ((st.st_mode & 07777) != 0600)
+        fail_msg("control socket permissions: expected 0600, got 0%o", (unsigned)(st.st_mode & 07777));
+    char out[4096];
+    bb_control(&b, "status", out, sizeof(out));
+    bb_expect_contains("status over the 0600 socket", out, "generation 1");
+    bb_stop(&b);
+}
+
 static void test_user(void **state)
 {
     (void)state;
@@ -324,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_tcp_query_cap),
         cmocka_unit_test(test_tcp_query_size),
         cmocka_unit_test(test_slow_readers),
+        cmocka_unit_test(test_control_socket_mode),
         cmocka_unit_test(test_user),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
