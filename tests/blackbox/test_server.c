@@ -412,6 +412,52 @@ static void test_check(void **state)
     bb_stop(&b);
 }
 
+/* explain: bad arguments are usage errors (exit 2), asked of a running
+ * server as much as offline; good ones exit 0. */
+static void test_explain_exit_status(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, HEAD "  control: @DIR@/ctl.sock\n"
+                      "zones:\n"
+                      "  - {origin: example.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\", www: \"A 192.0.2.10\"}}\n");
+    static const struct {
+        const char *client, *name, *type;
+        int want;
+        const char *says;
+    } t[] = {
+        {"198.18.0.1", "www.example.test", NULL, 0, "192.0.2.10"},
+        {"198.18.0.0/24", "www.example.test", "AAAA", 0, "answer: rcode NOERROR"},
+        {"bogus", "www.example.test", NULL, 2, "error: client 'bogus' is not an address"},
+        {"198.18.0.1", "www.example.test", "BOGUSTYPE", 2, "error: unknown type 'BOGUSTYPE'"},
+    };
+    for (int offline = 0; offline < 2; offline++) {
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+            const char *args[10] = {"steerdns", "explain", "-c", b.config, "--client", t[i].client,
+                                    t[i].name};
+            int n = 7;
+            if (t[i].type)
+                args[n++] = t[i].type;
+            if (offline)
+                args[n++] = "--offline";
+            args[n] = NULL;
+            char out[16384], what[256];
+            int st = bb_run(out, sizeof(out), args);
+            snprintf(what, sizeof(what), "explain%s --client %s %s %s: exit", offline ? " --offline" : "",
+                     t[i].client, t[i].name, t[i].type ? t[i].type : "");
+            if (st != t[i].want)
+                fail_msg("%s: expected %d, got %d; output:\n%s", what, t[i].want, st, out);
+            bb_expect_contains(what, out, t[i].says);
+            /* Asked of the running server, or built here. */
+            if (offline)
+                bb_expect_contains(what, out, "offline: built from");
+            else if (strstr(out, "offline:"))
+                fail_msg("%s: the running server was not asked:\n%s", what, out);
+        }
+    }
+    bb_stop(&b);
+}
+
 static void test_help_version(void **state)
 {
     (void)state;
@@ -560,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_explain_exit_status),
         cmocka_unit_test(test_help_version),
         cmocka_unit_test(test_import_and_include),
         cmocka_unit_test(test_config_limits),
