@@ -13,7 +13,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +342,73 @@ static void test_user(void **state)
     bb_stop(&b);
 }
 
+/* check refuses what serve would: server.user and server.group must name
+ * accounts of this host, and server.group needs server.user; each error at
+ * its value, with the same message serve gives. */
+static void test_user_group_check(void **state)
+{
+    (void)state;
+    struct passwd *me = getpwuid(geteuid());
+    struct group *mygroup = getgrgid(getegid());
+    assert_non_null(me);
+    assert_non_null(mygroup);
+    char user[64], group[64];
+    snprintf(user, sizeof(user), "%s", me->pw_name);
+    snprintf(group, sizeof(group), "%s", mygroup->gr_name);
+    char conf[4096];
+    static const struct {
+        const char *server; /* lines 5.. of the server section */
+        const char *pos, *msg; /* expected diagnostic: FILE:pos: error: msg */
+    } t[] = {
+        {"  user: nosuchuserxyz\n", "5:9", "server.user: no such user 'nosuchuserxyz'"},
+        {"  user: @ME@\n  group: nosuchgroupxyz\n",
+         "6:10", "server.group: no such group 'nosuchgroupxyz'"},
+        {"  group: @GROUP@\n",
+         "5:10", "server.group: set without server.user (the group is applied only when dropping privileges to server.user)"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        char section[256];
+        snprintf(section, sizeof(section), "%s", t[i].server);
+        char *m = strstr(section, "@ME@");
+        if (m) {
+            char rest[256];
+            snprintf(rest, sizeof(rest), "%s", m + 4);
+            snprintf(m, sizeof(section) - (size_t)(m - section), "%s%s", user, rest);
+        }
+        m = strstr(section, "@GROUP@");
+        if (m) {
+            char rest[256];
+            snprintf(rest, sizeof(rest), "%s", m + 7);
+            snprintf(m, sizeof(section) - (size_t)(m - section), "%s%s", group, rest);
+        }
+        snprintf(conf, sizeof(conf), HEAD "%s" ZONE, section);
+        bb_t b;
+        bb_prepare(&b, conf);
+        char out[8192], want[512];
+        snprintf(want, sizeof(want), "%s:%s: error: %s", b.config, t[i].pos, t[i].msg);
+        const char *check[] = {"steerdns", "check", "-c", b.config, NULL};
+        BB_EXPECT_INT("check: exit", bb_run(out, sizeof(out), check), 1);
+        bb_expect_contains("check", out, want);
+        bb_expect_contains("check", out, ": 1 error(s)");
+        /* serve refuses the same file with the same words (as a log line
+         * whose level says error). */
+        const char *serve[] = {"steerdns", "serve", "-c", b.config, NULL};
+        BB_EXPECT_INT("serve: exit", bb_run(out, sizeof(out), serve), 1);
+        snprintf(want, sizeof(want), "error: %s:%s: %s", b.config, t[i].pos, t[i].msg);
+        bb_expect_contains("serve", out, want);
+        bb_stop(&b);
+    }
+    /* The user with its own group is fine for check. */
+    snprintf(conf, sizeof(conf), HEAD "  user: %s\n  group: %s\n" ZONE, user, group);
+    bb_t b;
+    bb_prepare(&b, conf);
+    char out[8192];
+    const char *check[] = {"steerdns", "check", "-c", b.config, NULL};
+    if (bb_run(out, sizeof(out), check) != 0)
+        fail_msg("check with user %s and group %s: expected exit 0:\n%s", user, group, out);
+    bb_stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_slow_readers),
         cmocka_unit_test(test_control_socket_mode),
         cmocka_unit_test(test_user),
+        cmocka_unit_test(test_user_group_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
