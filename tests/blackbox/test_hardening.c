@@ -1,9 +1,10 @@
 /*
  * test_hardening.c - black-box tests of the defences: response rate
  * limiting over the wire (a flood from one prefix is limited, another
- * prefix is not, TCP still answers), the TCP per-connection query cap,
- * slow readers that never read their answers, and dropping privileges to
- * server.user.
+ * prefix is not, TCP still answers), the TCP per-connection query cap and
+ * query size limit, slow readers that never read their answers, the
+ * control socket's mode, dropping privileges to server.user, and check
+ * refusing unknown users and groups.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,8 +1,9 @@
 /*
  * test_server.c - black-box tests of the running server and the command
- * line: TCP idle timeout and connection cap, SIGHUP reload (good and bad),
- * SIGTERM, `check` with positioned errors, master-file import, include,
- * --help and --version.
+ * line: TCP idle timeout (also against a client dribbling bytes) and the
+ * server-wide connection cap, refusing a port already in use, SIGHUP
+ * reload (good and bad), SIGTERM, `check` with positioned errors, explain
+ * exit status, master-file import, include, --help and --version.
  */
 #include <setjmp.h>
 #include <stdarg.h>
