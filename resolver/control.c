@@ -140,7 +140,7 @@ int control_start(uv_loop_t *loop, const char *path, control_fn fn, void *arg, c
     c->path = strdup(path);
     /* A socket file left by a previous run that did not stop cleanly:
      * replace it, unless another server still answers there. */
-    if (control_request(path, NULL) == 0) {
+    if (control_request(path, NULL, NULL) == 0) {
         log_err("control socket %s: another server is listening there", path);
         free(c->path);
         free(c);
@@ -149,7 +149,11 @@ int control_start(uv_loop_t *loop, const char *path, control_fn fn, void *arg, c
     unlink(path);
     uv_pipe_init(loop, &c->listener, 0);
     c->listener.data = c;
-    mode_t old = umask(0077);
+    /* The socket file is created 0600 (srw-------): only its owner (and
+     * root) may ask for status or explain.  Connecting needs write
+     * permission only.  No other thread runs yet when serve starts it, so
+     * changing the process umask for the bind is safe. */
+    mode_t old = umask(0177);
     int rc = uv_pipe_bind(&c->listener, path);
     umask(old);
     if (rc == 0)
@@ -185,8 +189,10 @@ void control_stop(control_t *c)
     free(c);
 }
 
-int control_request(const char *path, const char *line)
+int control_request(const char *path, const char *line, bool *error_reply)
 {
+    if (error_reply)
+        *error_reply = false;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -217,8 +223,21 @@ int control_request(const char *path, const char *line)
     }
     char buf[65536];
     ssize_t r;
-    while ((r = read(fd, buf, sizeof(buf))) > 0)
+    /* How much of "error:" the current line has matched so far; -1 once
+     * it cannot (the line started otherwise). */
+    static const char err[] = "error:";
+    int match = 0;
+    while ((r = read(fd, buf, sizeof(buf))) > 0) {
         fwrite(buf, 1, (size_t)r, stdout);
+        for (ssize_t i = 0; i < r; i++) {
+            if (buf[i] == '\n')
+                match = 0;
+            else if (match >= 0 && (size_t)match < sizeof(err) - 1)
+                match = buf[i] == err[match] ? match + 1 : -1;
+            if ((size_t)match == sizeof(err) - 1 && error_reply)
+                *error_reply = true;
+        }
+    }
     close(fd);
     return 0;
 }

@@ -11,6 +11,7 @@
 #ifndef STEERDNS_RESOLVER_CONTROL_H
 #define STEERDNS_RESOLVER_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <uv.h>
@@ -31,7 +32,10 @@ int control_start(uv_loop_t *loop, const char *path, control_fn fn, void *arg,
 void control_stop(control_t *c);
 
 /* Client side: send line to the socket at path and copy the reply to
- * stdout.  Returns 0, or a negative errno when nothing answers there. */
-int control_request(const char *path, const char *line);
+ * stdout.  Returns 0, or a negative errno when nothing answers there.
+ * When error_reply is not NULL it is set to whether a line of the reply
+ * starts with "error:" (the server refused the command or its arguments).
+ * line NULL only probes whether something listens at path. */
+int control_request(const char *path, const char *line, bool *error_reply);
 
 #endif

@@ -455,8 +455,9 @@ static int cmd_explain(const char *config, const char *control, const char *clie
             char line[1024];
             snprintf(line, sizeof(line), "explain %s %s%s%s", client, name, type ? " " : "",
                      type ? type : "");
-            if (control_request(control, line) == 0)
-                return 0;
+            bool refused = false;
+            if (control_request(control, line, &refused) == 0)
+                return refused ? 2 : 0; /* bad client, name or type: a usage error */
             if (config == NULL) {
                 fprintf(stderr, "steerdns explain: no server answers on %s\n", control);
                 return 1;
@@ -500,7 +501,7 @@ static int cmd_status(const char *config, const char *control)
         }
         control = path;
     }
-    if (control_request(control, "status") != 0) {
+    if (control_request(control, "status", NULL) != 0) {
         fprintf(stderr, "steerdns status: no server answers on %s\n", control);
         return 1;
     }

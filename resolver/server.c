@@ -27,7 +27,8 @@
 #define UDP_SBUF 4096        /* >= max_udp_payload (at most 4096) */
 #define UDP_BATCHES_PER_WAKE 8 /* then let TCP and timers run */
 #define CMSG_SPACE_PKTINFO 64
-#define TCP_IN 4096          /* queries larger than this close the connection */
+#define TCP_MAX_QUERY 4096   /* larger DNS messages close the connection */
+#define TCP_IN (2 + TCP_MAX_QUERY) /* one whole query with its length prefix */
 #define TCP_OUT (65535 + 2)
 #define TCP_SNDBUF 65536     /* kernel send buffer per connection (doubled by Linux) */
 #define EPOCH_IDLE UINT64_MAX
@@ -62,7 +63,11 @@ typedef struct tcp_conn {
     size_t inlen;
     uint32_t queries;
     netaddr_t peer;
-    struct tcp_conn *next_free;
+    /* In the server's free stack: index + 1 of the next free slot, 0 at
+     * the bottom.  Atomic because a worker popping the stack may read it
+     * while another worker pops the same slot (the tag then fails its
+     * compare-and-swap). */
+    _Atomic uint32_t next_free;
     uint8_t in[TCP_IN];
 } tcp_conn_t;
 
@@ -90,10 +95,7 @@ struct worker {
     uint8_t rctl[BATCH][CMSG_SPACE_PKTINFO], sctl[BATCH][CMSG_SPACE_PKTINFO];
     uint8_t rbuf[BATCH][UDP_RBUF];
     uint8_t sbuf[BATCH][UDP_SBUF];
-    /* TCP. */
-    tcp_conn_t *conns;
-    size_t nconns;
-    tcp_conn_t *free_conns;
+    /* TCP (the connection slots are the server's, see struct server). */
     uint8_t **bigbufs; /* parked-output buffers, TCP_OUT bytes each */
     size_t nbig, nbig_free;
     uint8_t tcp_out[TCP_OUT];
@@ -107,6 +109,17 @@ struct server {
     worker_t **workers;
     uint64_t idle_timeout_ms;
     uint32_t max_queries;
+    /* TCP connection slots: exactly tcp.max_connections, shared by every
+     * worker, so the cap holds over the whole server however the kernel
+     * spreads connections over the SO_REUSEPORT listeners.  The free
+     * slots form a lock-free stack: one compare-and-swap at accept and
+     * one at close (never per query).  head is (tag << 32) | (index + 1),
+     * 0 in the low half when empty; the tag counts every change so a slot
+     * popped and pushed back between a load and a CAS cannot be mistaken
+     * for an unchanged head (ABA). */
+    tcp_conn_t *conns;
+    size_t nconns;
+    _Alignas(64) _Atomic uint64_t conn_head;
 };
 
 /* Counter indexes: positions of the fields in server_counters_t. */
@@ -187,6 +200,40 @@ fail:;
     return -e;
 }
 
+/* Bind one socket to a:port without SO_REUSEPORT, and close it again:
+ * whether anyone else holds the port.  Our own sockets share the port with
+ * SO_REUSEPORT, which lets a second steerdns (or any program of the same
+ * user that sets it) bind beside a running one and silently take part of
+ * its traffic; a socket without it conflicts with every holder.  TCP keeps
+ * SO_REUSEADDR so that connections of a previous run still in TIME_WAIT do
+ * not block a restart (Linux still refuses a port with a listener).  Port
+ * 0: the kernel picks a free port, stored in *port.  Returns 0 or
+ * -errno. */
+static int probe_port(const netaddr_t *a, uint16_t *port, int type)
+{
+    int fam = a->family == 4 ? AF_INET : AF_INET6;
+    int fd = socket(fam, type | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, rc = 0;
+    if ((fam == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+        (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0))
+        rc = -errno;
+    struct sockaddr_storage ss;
+    socklen_t sl = to_sockaddr(a, *port, &ss);
+    if (rc == 0 && bind(fd, (struct sockaddr *)&ss, sl) != 0)
+        rc = -errno;
+    if (rc == 0 && *port == 0) {
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+            rc = -errno;
+        else
+            *port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                  : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    close(fd);
+    return rc;
+}
+
 static uint16_t bound_port(int fd)
 {
     struct sockaddr_storage ss;
@@ -234,14 +281,38 @@ static size_t usable_listen(const snap_server_t *cfg, netaddr_t *out)
     return n;
 }
 
-static int bind_all(server_t *srv, const snap_server_t *cfg)
+/* "192.0.2.1:53 (UDP)", "[2001:db8::1]:53 (TCP)": where binding failed. */
+static void format_endpoint(const netaddr_t *a, uint16_t port, int type, char *buf, size_t size)
+{
+    char s[NETADDR_STRLEN];
+    netaddr_format(a, false, s, sizeof(s));
+    snprintf(buf, size, "%s%s%s:%u (%s)", a->family == 6 ? "[" : "", s, a->family == 6 ? "]" : "",
+             port, type == SOCK_DGRAM ? "UDP" : "TCP");
+}
+
+/* Bind every worker's sockets.  On failure, where names the address, port
+ * and protocol that failed (empty when no address was usable). */
+static int bind_all(server_t *srv, const snap_server_t *cfg, char *where, size_t wsize)
 {
     uint16_t port = (uint16_t)cfg->port;
     netaddr_t use[SNAP_MAX_LISTEN];
+    where[0] = '\0';
     size_t nuse = usable_listen(cfg, use);
     if (nuse == 0) {
         log_err("none of the listen addresses is available on this host");
         return -EADDRNOTAVAIL;
+    }
+    /* Refuse a port somebody already uses before our SO_REUSEPORT sockets
+     * could share it (with port 0, the first probe picks the port). */
+    for (size_t k = 0; k < nuse; k++) {
+        static const int types[2] = {SOCK_DGRAM, SOCK_STREAM};
+        for (int t = 0; t < 2; t++) {
+            int rc = probe_port(&use[k], &port, types[t]);
+            if (rc != 0) {
+                format_endpoint(&use[k], port, types[t], where, wsize);
+                return rc;
+            }
+        }
     }
     for (unsigned i = 0; i < srv->nworkers; i++) {
         worker_t *w = srv->workers[i];
@@ -253,16 +324,20 @@ static int bind_all(server_t *srv, const snap_server_t *cfg)
         worker_t *w = srv->workers[i];
         for (size_t k = 0; k < nuse; k++) {
             int fd = open_socket(&use[k], port, SOCK_DGRAM);
-            if (fd < 0)
+            if (fd < 0) {
+                format_endpoint(&use[k], port, SOCK_DGRAM, where, wsize);
                 return fd;
+            }
             if (port == 0)
                 port = bound_port(fd); /* the first socket picks the port */
             w->udp[k].fd = fd;
             w->udp[k].family = use[k].family;
             w->udp[k].wildcard = is_wildcard(&use[k]);
             fd = open_socket(&use[k], port, SOCK_STREAM);
-            if (fd < 0)
+            if (fd < 0) {
+                format_endpoint(&use[k], port, SOCK_STREAM, where, wsize);
                 return fd;
+            }
             w->tcp[k].fd = fd;
         }
     }
@@ -484,6 +559,39 @@ static void udp_readable(uv_poll_t *h, int status, int events)
 
 /* ---- TCP ---- */
 
+/* Take a free connection slot, or NULL when tcp.max_connections are open.
+ * Any worker thread. */
+static tcp_conn_t *conn_pop(server_t *srv)
+{
+    uint64_t h = atomic_load_explicit(&srv->conn_head, memory_order_acquire);
+    for (;;) {
+        uint32_t i = (uint32_t)h;
+        if (i == 0)
+            return NULL;
+        tcp_conn_t *c = &srv->conns[i - 1];
+        uint32_t next = atomic_load_explicit(&c->next_free, memory_order_relaxed);
+        uint64_t nh = (((h >> 32) + 1) << 32) | next;
+        /* Acquire: the slot's fields as the worker that freed it left them. */
+        if (atomic_compare_exchange_weak_explicit(&srv->conn_head, &h, nh, memory_order_acquire,
+                                                  memory_order_acquire))
+            return c;
+    }
+}
+
+/* Give a slot back (from its last close callback).  Any worker thread. */
+static void conn_push(server_t *srv, tcp_conn_t *c)
+{
+    uint32_t idx = (uint32_t)(c - srv->conns) + 1;
+    uint64_t h = atomic_load_explicit(&srv->conn_head, memory_order_relaxed);
+    uint64_t nh;
+    do {
+        atomic_store_explicit(&c->next_free, (uint32_t)h, memory_order_relaxed);
+        nh = (((h >> 32) + 1) << 32) | idx;
+        /* Release: the next owner sees the slot closed. */
+    } while (!atomic_compare_exchange_weak_explicit(&srv->conn_head, &h, nh, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
 static void conn_closed(uv_handle_t *h)
 {
     tcp_conn_t *c = h->data;
@@ -498,8 +606,7 @@ static void conn_closed(uv_handle_t *h)
     }
     c->open = false;
     c->closing = false;
-    c->next_free = w->free_conns;
-    w->free_conns = c;
+    conn_push(w->srv, c);
 }
 
 static void conn_close(tcp_conn_t *c)
@@ -519,6 +626,8 @@ static void conn_timeout(uv_timer_t *t)
     conn_close(c);
 }
 
+/* (Re)start the idle timer: at accept, after each complete query read and
+ * after a parked answer has been written out, never for a partial query. */
 static void conn_touch(tcp_conn_t *c)
 {
     uv_timer_start(&c->timer, conn_timeout, c->w->srv->idle_timeout_ms, 0);
@@ -573,7 +682,7 @@ static void conn_process(tcp_conn_t *c)
     snap_t *s = NULL;
     while (!c->writing && !c->closing && c->inlen - p >= 2) {
         size_t mlen = wire_get16(c->in + p);
-        if (mlen == 0 || mlen > TCP_IN - 2) {
+        if (mlen == 0 || mlen > TCP_MAX_QUERY) {
             /* RFC 7766: a message we cannot hold; there is no way to
              * resynchronise the stream, so close it. */
             conn_close(c);
@@ -589,6 +698,9 @@ static void conn_process(tcp_conn_t *c)
                                     w->tcp_out + 2, TCP_OUT - 2);
         p += 2 + mlen;
         c->queries++;
+        /* A complete query: the connection is not idle (RFC 7766 section
+         * 6.2.3); its next query has a whole idle timeout to arrive. */
+        conn_touch(c);
         if (len > 0) {
             cnt_add(w, CIDX(rcodes) + (w->txn.rcode < 24 ? w->txn.rcode : 23), 1);
             wire_put16(w->tcp_out, (uint16_t)len);
@@ -660,8 +772,10 @@ static void conn_io(uv_poll_t *h, int status, int events)
         }
         ssize_t r = recv(c->fd, c->in + c->inlen, TCP_IN - c->inlen, MSG_DONTWAIT);
         if (r > 0) {
+            /* Bytes alone do not restart the idle timer (conn_process
+             * does, per complete query): a client dribbling a query that
+             * never completes is closed after the idle timeout. */
             c->inlen += (size_t)r;
-            conn_touch(c);
             continue;
         }
         if (r < 0 && errno == EINTR)
@@ -690,14 +804,14 @@ static void tcp_acceptable(uv_poll_t *h, int status, int events)
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        tcp_conn_t *c = w->free_conns;
+        tcp_conn_t *c = conn_pop(w->srv);
         if (c == NULL) {
             /* At the connection cap: refuse by closing at once. */
             close(fd);
             cnt_add(w, CIDX(tcp_rejected), 1);
             continue;
         }
-        w->free_conns = c->next_free;
+        c->w = w; /* this worker's loop owns the connection until it closes */
         cnt_add(w, CIDX(tcp_accepted), 1);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -744,7 +858,7 @@ static void worker_main(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-static worker_t *worker_new(server_t *srv, unsigned index, size_t nconns, uint32_t rrl_size)
+static worker_t *worker_new(server_t *srv, unsigned index, size_t maxconns, uint32_t rrl_size)
 {
     worker_t *w = calloc(1, sizeof(*w));
     if (w == NULL)
@@ -752,11 +866,11 @@ static worker_t *worker_new(server_t *srv, unsigned index, size_t nconns, uint32
     w->srv = srv;
     w->index = index;
     atomic_init(&w->epoch, EPOCH_IDLE);
-    w->nconns = nconns;
-    w->conns = calloc(nconns, sizeof(tcp_conn_t));
-    w->nbig = nconns < 64 ? nconns : 64;
+    /* Any worker may hold every connection, so it may need as many
+     * parked-output buffers, up to its fixed 64. */
+    w->nbig = maxconns < 64 ? maxconns : 64;
     w->bigbufs = calloc(w->nbig, sizeof(uint8_t *));
-    if (w->conns == NULL || w->bigbufs == NULL)
+    if (w->bigbufs == NULL)
         abort();
     for (size_t i = 0; i < w->nbig; i++) {
         w->bigbufs[i] = malloc(TCP_OUT);
@@ -767,12 +881,6 @@ static worker_t *worker_new(server_t *srv, unsigned index, size_t nconns, uint32
     if (rrl_init(&w->rrl, rrl_size) != 0)
         abort();
     w->txn.rng = 0x9E3779B97F4A7C15ull * (index + 1);
-    for (size_t i = nconns; i-- > 0;) {
-        w->conns[i].w = w;
-        w->conns[i].fd = -1;
-        w->conns[i].next_free = w->free_conns;
-        w->free_conns = &w->conns[i];
-    }
     return w;
 }
 
@@ -784,7 +892,6 @@ static void worker_free(worker_t *w)
         free(w->bigbufs[i]);
     free(w->bigbufs);
     rrl_free(&w->rrl);
-    free(w->conns);
     free(w);
 }
 
@@ -806,31 +913,42 @@ int server_new(snap_t *s, server_t **out)
     srv->workers = calloc(n, sizeof(*srv->workers));
     if (srv->workers == NULL)
         abort();
-    size_t per = (s->server.tcp_max_connections + n - 1) / n;
-    if (per == 0)
-        per = 1;
+    size_t maxconns = s->server.tcp_max_connections ? s->server.tcp_max_connections : 1;
+    srv->nconns = maxconns;
+    srv->conns = calloc(maxconns, sizeof(tcp_conn_t));
+    if (srv->conns == NULL)
+        abort();
+    /* The free stack holds every slot, slot 0 on top. */
+    for (size_t i = 0; i < maxconns; i++) {
+        srv->conns[i].fd = -1;
+        atomic_init(&srv->conns[i].next_free, i + 1 < maxconns ? (uint32_t)(i + 2) : 0);
+    }
+    atomic_init(&srv->conn_head, 1);
     for (unsigned i = 0; i < n; i++) {
-        srv->workers[i] = worker_new(srv, i, per, s->server.rrl_table_size);
+        srv->workers[i] = worker_new(srv, i, maxconns, s->server.rrl_table_size);
         if (srv->workers[i] == NULL)
             abort();
     }
     int rc = 0;
+    char where[NETADDR_STRLEN + 32];
     /* With port 0 the first socket picks a port that another program may
      * already hold for TCP, or on another address: try a few times. */
     for (int attempt = 0; attempt < 20; attempt++) {
-        rc = bind_all(srv, &s->server);
+        rc = bind_all(srv, &s->server, where, sizeof(where));
         if (rc == 0 || s->server.port != 0 || rc != -EADDRINUSE)
             break;
         close_all(srv);
     }
     if (rc != 0) {
-        char a[NETADDR_STRLEN];
-        netaddr_format(&s->server.listen[0], false, a, sizeof(a));
-        log_err("cannot listen on port %u (%s...): %s", s->server.port, a, strerror(-rc));
+        if (where[0])
+            log_err("cannot listen on %s: %s%s", where, strerror(-rc),
+                    rc == -EADDRINUSE ? " (another program, or another steerdns, uses this port)"
+                                      : "");
         close_all(srv);
         for (unsigned i = 0; i < n; i++)
             worker_free(srv->workers[i]);
         free(srv->workers);
+        free(srv->conns);
         free(srv);
         return rc;
     }
@@ -898,17 +1016,15 @@ snap_t *server_free(server_t *srv)
     }
     /* Connections still open at stop had their handles closed by the
      * walk; their descriptors are closed here. */
-    for (unsigned i = 0; i < srv->nworkers; i++) {
-        worker_t *w = srv->workers[i];
-        for (size_t k = 0; k < w->nconns; k++)
-            if (w->conns[k].fd >= 0)
-                close(w->conns[k].fd);
-    }
+    for (size_t k = 0; k < srv->nconns; k++)
+        if (srv->conns[k].fd >= 0)
+            close(srv->conns[k].fd);
     close_all(srv);
     snap_t *s = atomic_load(&srv->current);
     for (unsigned i = 0; i < srv->nworkers; i++)
         worker_free(srv->workers[i]);
     free(srv->workers);
+    free(srv->conns);
     free(srv);
     return s;
 }

@@ -8,13 +8,16 @@
 #include "resolver/snap.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/dname.h"
@@ -126,10 +129,71 @@ static const char *resolve_path(arena_t *a, const char *base_dir, const char *p)
     return arena_sprintf(a, "%s/%s", base_dir, p);
 }
 
+/* The row of name in a settings table. */
+static size_t table_row(const yconf_key_t *table, const char *name)
+{
+    size_t i = 0;
+    while (table[i].name && strcmp(table[i].name, name) != 0)
+        i++;
+    return i;
+}
+
+/* server.user and server.group must name accounts of this host: checked
+ * here, at their values, so that check and a reload refuse what serve's
+ * privilege drop (main.c) would.  A group alone is an error rather than
+ * applied or ignored: as with NSD's username and Knot's user[:group], the
+ * group goes with dropping to a user, and changing only the group of a
+ * process that stays root would protect nothing.  The _r lookups: a
+ * reload builds in the thread pool. */
+static void check_accounts(const server_raw_t *r, const yconf_node_t *user_node,
+                           const yconf_node_t *group_node, diag_list_t *d)
+{
+    long sz = sysconf(_SC_GETPW_R_SIZE_MAX);
+    long gsz = sysconf(_SC_GETGR_R_SIZE_MAX);
+    size_t size = (size_t)(sz > gsz ? sz : gsz);
+    if (size < 16384)
+        size = 16384;
+    char *buf = NULL;
+    int rc = 0;
+    if (r->user) {
+        struct passwd pw, *found = NULL;
+        do {
+            char *nb = realloc(buf, size);
+            if (nb == NULL)
+                break;
+            buf = nb;
+            rc = getpwnam_r(r->user, &pw, buf, size, &found);
+            size *= 2;
+        } while (rc == ERANGE && size <= (1u << 24));
+        if (found == NULL)
+            yconf_error(d, user_node, "server.user: no such user '%s'", r->user);
+    }
+    if (r->group && user_node == NULL) {
+        yconf_error(d, group_node,
+                    "server.group: set without server.user (the group is applied only when dropping privileges to server.user)");
+    } else if (r->group) {
+        struct group gr, *found = NULL;
+        do {
+            char *nb = realloc(buf, size);
+            if (nb == NULL)
+                break;
+            buf = nb;
+            rc = getgrnam_r(r->group, &gr, buf, size, &found);
+            size *= 2;
+        } while (rc == ERANGE && size <= (1u << 24));
+        if (found == NULL)
+            yconf_error(d, group_node, "server.group: no such group '%s'", r->group);
+    }
+    free(buf);
+}
+
 static void parse_server(const yconf_node_t *node, snap_t *s, diag_list_t *d, const char *base_dir)
 {
     server_raw_t r = {0};
-    yconf_apply(node, server_table, &r, s->arena, d, "server", NULL);
+    const yconf_node_t *given[sizeof(server_table) / sizeof(server_table[0])] = {NULL};
+    yconf_apply(node, server_table, &r, s->arena, d, "server", given);
+    check_accounts(&r, given[table_row(server_table, "user")],
+                   given[table_row(server_table, "group")], d);
     snap_server_t *sv = &s->server;
     sv->port = r.port;
     sv->workers = r.workers;

@@ -1,9 +1,10 @@
 /*
  * test_hardening.c - black-box tests of the defences: response rate
  * limiting over the wire (a flood from one prefix is limited, another
- * prefix is not, TCP still answers), the TCP per-connection query cap,
- * slow readers that never read their answers, and dropping privileges to
- * server.user.
+ * prefix is not, TCP still answers), the TCP per-connection query cap and
+ * query size limit, slow readers that never read their answers, the
+ * control socket's mode, dropping privileges to server.user, and check
+ * refusing unknown users and groups.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,10 +14,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -149,6 +153,75 @@ static void test_tcp_query_cap(void **state)
     bb_stop(&b);
 }
 
+/* True when the server closed fd (EOF or reset, without sending anything)
+ * within ms. */
+static bool closed_within(int fd, int ms)
+{
+    long long deadline = bb_now_ms() + ms;
+    while (bb_now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)(deadline - bb_now_ms())) > 0) {
+            char c;
+            ssize_t r = recv(fd, &c, 1, 0);
+            if (r == 0 || (r < 0 && errno == ECONNRESET))
+                return true;
+            if (r > 0)
+                return false;
+        }
+    }
+    return false;
+}
+
+/* A query for www.example.test padded to exactly size bytes with an
+ * unknown EDNS option (ignored by the server, RFC 6891 section 6.1.2). */
+static size_t padded_query(size_t size, uint8_t *out)
+{
+    bb_q_t o = {.no_edns = true};
+    size_t p = bb_build("www.example.test.", "A", &o, out, size);
+    size_t pad = size - p - 11 - 4; /* OPT RR header, option header */
+    out[11] = 1;                    /* ARCOUNT */
+    const uint8_t opt[] = {0, 0, 41, 0x10, 0x00, 0, 0, 0, 0,
+                           (uint8_t)((pad + 4) >> 8), (uint8_t)(pad + 4),
+                           0xfd, 0xe9, (uint8_t)(pad >> 8), (uint8_t)pad};
+    memcpy(out + p, opt, sizeof(opt));
+    p += sizeof(opt);
+    memset(out + p, 'x', pad);
+    return p + pad;
+}
+
+/* The documented query size limit holds over TCP: DNS messages of up to
+ * 4096 bytes (the 2-byte length prefix is extra) are answered, a larger
+ * one closes the connection. */
+static void test_tcp_query_size(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, HEAD ZONE);
+    static const size_t ok[] = {512, 4094, 4095, 4096};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        uint8_t q[4200], a[4096];
+        size_t l = padded_query(ok[i], q);
+        BB_EXPECT_INT("padded query size", l, ok[i]);
+        int fd = bb_tcp_connect(&b);
+        assert_true(bb_tcp_send(fd, q, l));
+        int n = bb_tcp_recv(fd, a, sizeof(a), 2000);
+        if (n < 12)
+            fail_msg("a %zu-byte query over TCP: expected an answer, got none (%d)", ok[i], n);
+        BB_EXPECT_INT("rcode of the padded query", a[3] & 0x0f, 0);
+        BB_EXPECT_INT("answers to the padded query", (a[6] << 8) | a[7], 1);
+        close(fd);
+    }
+    /* 4097 bytes: over the limit, the connection is closed unanswered. */
+    uint8_t q[4200];
+    size_t l = padded_query(4097, q);
+    int fd = bb_tcp_connect(&b);
+    (void)bb_tcp_send(fd, q, l); /* the server may close before it has all */
+    if (!closed_within(fd, 2000))
+        fail_msg("a 4097-byte query over TCP: expected the connection closed, it stayed open");
+    close(fd);
+    bb_stop(&b);
+}
+
 static long rss_kb(pid_t pid)
 {
     char path[64], line[256];
@@ -214,6 +287,28 @@ static void test_slow_readers(void **state)
     bb_stop(&b);
 }
 
+/* The control socket (status, explain) is the owner's only: 0600, a
+ * socket, whatever the umask steerdns was started with. */
+static void test_control_socket_mode(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, HEAD "  control: @DIR@/ctl.sock\n" ZONE);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/ctl.sock", b.dir);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        fail_msg("stat %s: %s", path, strerror(errno));
+    if (!S_ISSOCK(st.st_mode))
+        fail_msg("%s is not a socket (mode %o)", path, (unsigned)st.st_mode);
+    if ((st.st_mode & 07777) != 0600)
+        fail_msg("control socket permissions: expected 0600, got 0%o", (unsigned)(st.st_mode & 07777));
+    char out[4096];
+    bb_control(&b, "status", out, sizeof(out));
+    bb_expect_contains("status over the 0600 socket", out, "generation 1");
+    bb_stop(&b);
+}
+
 static void test_user(void **state)
 {
     (void)state;
@@ -248,13 +343,83 @@ static void test_user(void **state)
     bb_stop(&b);
 }
 
+/* check refuses what serve would: server.user and server.group must name
+ * accounts of this host, and server.group needs server.user; each error at
+ * its value, with the same message serve gives. */
+static void test_user_group_check(void **state)
+{
+    (void)state;
+    struct passwd *me = getpwuid(geteuid());
+    struct group *mygroup = getgrgid(getegid());
+    assert_non_null(me);
+    assert_non_null(mygroup);
+    char user[64], group[64];
+    snprintf(user, sizeof(user), "%s", me->pw_name);
+    snprintf(group, sizeof(group), "%s", mygroup->gr_name);
+    char conf[4096];
+    static const struct {
+        const char *server; /* lines 5.. of the server section */
+        const char *pos, *msg; /* expected diagnostic: FILE:pos: error: msg */
+    } t[] = {
+        {"  user: nosuchuserxyz\n", "5:9", "server.user: no such user 'nosuchuserxyz'"},
+        {"  user: @ME@\n  group: nosuchgroupxyz\n",
+         "6:10", "server.group: no such group 'nosuchgroupxyz'"},
+        {"  group: @GROUP@\n",
+         "5:10", "server.group: set without server.user (the group is applied only when dropping privileges to server.user)"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        char section[256];
+        snprintf(section, sizeof(section), "%s", t[i].server);
+        char *m = strstr(section, "@ME@");
+        if (m) {
+            char rest[256];
+            snprintf(rest, sizeof(rest), "%s", m + 4);
+            snprintf(m, sizeof(section) - (size_t)(m - section), "%s%s", user, rest);
+        }
+        m = strstr(section, "@GROUP@");
+        if (m) {
+            char rest[256];
+            snprintf(rest, sizeof(rest), "%s", m + 7);
+            snprintf(m, sizeof(section) - (size_t)(m - section), "%s%s", group, rest);
+        }
+        snprintf(conf, sizeof(conf), HEAD "%s" ZONE, section);
+        bb_t b;
+        bb_prepare(&b, conf);
+        char out[8192], want[512];
+        snprintf(want, sizeof(want), "%s:%s: error: %s", b.config, t[i].pos, t[i].msg);
+        const char *check[] = {"steerdns", "check", "-c", b.config, NULL};
+        BB_EXPECT_INT("check: exit", bb_run(out, sizeof(out), check), 1);
+        bb_expect_contains("check", out, want);
+        bb_expect_contains("check", out, ": 1 error(s)");
+        /* serve refuses the same file with the same words (as a log line
+         * whose level says error). */
+        const char *serve[] = {"steerdns", "serve", "-c", b.config, NULL};
+        BB_EXPECT_INT("serve: exit", bb_run(out, sizeof(out), serve), 1);
+        snprintf(want, sizeof(want), "error: %s:%s: %s", b.config, t[i].pos, t[i].msg);
+        bb_expect_contains("serve", out, want);
+        bb_stop(&b);
+    }
+    /* The user with its own group is fine for check. */
+    snprintf(conf, sizeof(conf), HEAD "  user: %s\n  group: %s\n" ZONE, user, group);
+    bb_t b;
+    bb_prepare(&b, conf);
+    char out[8192];
+    const char *check[] = {"steerdns", "check", "-c", b.config, NULL};
+    if (bb_run(out, sizeof(out), check) != 0)
+        fail_msg("check with user %s and group %s: expected exit 0:\n%s", user, group, out);
+    bb_stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rrl),
         cmocka_unit_test(test_tcp_query_cap),
+        cmocka_unit_test(test_tcp_query_size),
         cmocka_unit_test(test_slow_readers),
+        cmocka_unit_test(test_control_socket_mode),
         cmocka_unit_test(test_user),
+        cmocka_unit_test(test_user_group_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /*
  * test_server.c - black-box tests of the running server and the command
- * line: TCP idle timeout and connection cap, SIGHUP reload (good and bad),
- * SIGTERM, `check` with positioned errors, master-file import, include,
- * --help and --version.
+ * line: TCP idle timeout (also against a client dribbling bytes) and the
+ * server-wide connection cap, refusing a port already in use, SIGHUP
+ * reload (good and bad), SIGTERM, `check` with positioned errors, explain
+ * exit status, master-file import, include, --help and --version.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,6 +99,39 @@ static void test_tcp_idle_timeout(void **state)
     bb_stop(&b);
 }
 
+/* A client that dribbles one byte of a never-complete query every 100 ms
+ * (a slow-loris) is closed after the idle timeout: only a complete query
+ * restarts the timer, not every byte. */
+static void test_tcp_idle_timeout_dribble(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, zone_v(10));
+    int fd = bb_tcp_connect(&b);
+    long long t0 = bb_now_ms();
+    /* A length prefix announcing 256 bytes, then one byte at a time. */
+    const uint8_t len[2] = {0x01, 0x00};
+    assert_int_equal(send(fd, len, 2, MSG_NOSIGNAL), 2);
+    bool closed = false;
+    for (int i = 0; i < 40 && !closed; i++) {
+        uint8_t zero = 0;
+        if (send(fd, &zero, 1, MSG_NOSIGNAL) != 1)
+            break; /* the server is gone: closed_within says so below */
+        /* 100 ms between bytes (the client's pace, not a wait for the
+         * server): closed_within returns as soon as the server closes. */
+        closed = closed_within(fd, 100);
+    }
+    closed = closed || closed_within(fd, 2000);
+    long long took = bb_now_ms() - t0;
+    if (!closed)
+        fail_msg("a client sending one byte every 100 ms was still connected after %lld ms (idle_timeout 300ms)",
+                 took);
+    if (took < 250 || took > 1500)
+        fail_msg("dribbling client closed after %lld ms: expected about 300 ms (the idle timeout)", took);
+    close(fd);
+    bb_stop(&b);
+}
+
 static void test_tcp_connection_cap(void **state)
 {
     (void)state;
@@ -129,6 +164,176 @@ static void test_tcp_connection_cap(void **state)
     assert_true(served);
     close(fds[1]);
     close(fds[2]);
+    bb_stop(&b);
+}
+
+/* tcp.max_connections is one cap over all workers, however the kernel
+ * spreads connections over their SO_REUSEPORT sockets: N connections are
+ * served, and while they are open every further one is closed at once. */
+static void test_tcp_connection_cap_workers(void **state)
+{
+    (void)state;
+    static const struct {
+        int max, workers;
+    } t[] = {{1, 4}, {3, 2}, {4, 4}};
+    for (size_t k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
+        char conf[512];
+        snprintf(conf, sizeof(conf),
+                 "server:\n"
+                 "  listen: [127.0.0.1]\n"
+                 "  port: 0\n"
+                 "  workers: %d\n"
+                 "  tcp: {max_connections: %d, idle_timeout: 30s}\n"
+                 "zones:\n"
+                 "  - {origin: example.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\"}}\n",
+                 t[k].workers, t[k].max);
+        bb_t b;
+        bb_start(&b, conf);
+        uint8_t q[512], a[4096];
+        size_t l = bb_build("ns1.example.test.", "A", NULL, q, sizeof(q));
+        int fds[8];
+        for (int i = 0; i < t[k].max; i++) {
+            fds[i] = bb_tcp_connect(&b);
+            if (!bb_tcp_send(fds[i], q, l) || bb_tcp_recv(fds[i], a, sizeof(a), 2000) <= 0)
+                fail_msg("max_connections %d, %d workers: connection %d of %d not served",
+                         t[k].max, t[k].workers, i + 1, t[k].max);
+        }
+        /* Several extra connections, so that some would land on every
+         * worker: each is over the cap. */
+        for (int i = 0; i < 8; i++) {
+            int extra = bb_tcp_connect(&b);
+            if (!closed_within(extra, 2000))
+                fail_msg("max_connections %d, %d workers: connection %d was not closed",
+                         t[k].max, t[k].workers, t[k].max + 1);
+            close(extra);
+        }
+        /* The N are still served. */
+        for (int i = 0; i < t[k].max; i++) {
+            if (!bb_tcp_send(fds[i], q, l) || bb_tcp_recv(fds[i], a, sizeof(a), 2000) <= 0)
+                fail_msg("max_connections %d: connection %d lost its service", t[k].max, i + 1);
+            close(fds[i]);
+        }
+        bb_stop(&b);
+    }
+}
+
+/* Run the binary like bb_run, but kill it (by PID) once it says ready or
+ * has not exited within ms; returns its exit status, or -2 when it had to
+ * be killed. */
+static int run_deadline(char *out, size_t size, const char *const *args, int ms)
+{
+    int pfd[2];
+    if (pipe(pfd) != 0)
+        fail_msg("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        dup2(pfd[1], 2);
+        close(pfd[0]);
+        close(pfd[1]);
+        execv(STEERDNS_BIN, (char *const *)args);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t n = 0;
+    long long deadline = bb_now_ms() + ms;
+    bool killed = false;
+    for (;;) {
+        long long left = deadline - bb_now_ms();
+        struct pollfd p = {pfd[0], POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
+            kill(pid, SIGKILL);
+            killed = true;
+            break;
+        }
+        ssize_t r = read(pfd[0], out + n, size - 1 - n);
+        if (r <= 0 || (n += (size_t)r) + 1 >= size)
+            break;
+        out[n] = '\0';
+        if (strstr(out, "steerdns ready")) {
+            /* It is serving: it will not exit by itself. */
+            kill(pid, SIGKILL);
+            killed = true;
+            break;
+        }
+    }
+    out[n] = '\0';
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    if (killed)
+        return -2;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A second server on the port of a running one must not start (with
+ * SO_REUSEPORT it would silently take half of the traffic): exit 1 and
+ * name the address and port. */
+static void test_port_in_use(void **state)
+{
+    (void)state;
+    bb_t a, b;
+    bb_start(&a, zone_v(10));
+    char conf[1024];
+    snprintf(conf, sizeof(conf),
+             "server:\n"
+             "  listen: [127.0.0.1]\n"
+             "  port: %u\n"
+             "  workers: 2\n"
+             "zones:\n"
+             "  - {origin: example.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\"}}\n",
+             a.port);
+    bb_prepare(&b, conf);
+    char out[8192];
+    const char *args[] = {"steerdns", "serve", "-c", b.config, NULL};
+    int st = run_deadline(out, sizeof(out), args, 10000);
+    if (st == -2)
+        fail_msg("a second server on port %u started instead of exiting:\n%s", a.port, out);
+    BB_EXPECT_INT("second server on a port in use: exit", st, 1);
+    if (strstr(out, "steerdns ready"))
+        fail_msg("the second server said ready:\n%s", out);
+    char want[128];
+    snprintf(want, sizeof(want), "cannot listen on 127.0.0.1:%u (UDP): Address already in use", a.port);
+    bb_expect_contains("port in use", out, want);
+    /* The first one still answers every query. */
+    BB_EXPECT_STR("first server after the second was refused", www(&a), "192.0.2.10");
+
+    /* A restart on the same port is not refused because of connections
+     * the stopped server closed (TIME_WAIT). */
+    int fd = bb_tcp_connect(&a);
+    assert_true(closed_within(fd, 5000)); /* the server closes it: idle timeout */
+    close(fd);
+    bb_stop(&a);
+    bb_launch(&b);
+    BB_EXPECT_INT("restarted on the same port", b.port, a.port);
+    bb_stop(&b);
+
+    /* Anyone's TCP listener on the port counts, even one that shares it
+     * with SO_REUSEPORT. */
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(l, 1), 0);
+    getsockname(l, (struct sockaddr *)&sa, &sl);
+    snprintf(conf, sizeof(conf),
+             "server: {listen: [127.0.0.1], port: %u, workers: 1}\n"
+             "zones:\n"
+             "  - {origin: example.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\"}}\n",
+             ntohs(sa.sin_port));
+    bb_prepare(&b, conf);
+    const char *args2[] = {"steerdns", "serve", "-c", b.config, NULL};
+    st = run_deadline(out, sizeof(out), args2, 10000);
+    close(l);
+    if (st == -2)
+        fail_msg("a server on a port with a TCP listener started instead of exiting:\n%s", out);
+    BB_EXPECT_INT("server on a port with a TCP listener: exit", st, 1);
+    snprintf(want, sizeof(want), "cannot listen on 127.0.0.1:%u (TCP): Address already in use",
+             ntohs(sa.sin_port));
+    bb_expect_contains("TCP port in use", out, want);
     bb_stop(&b);
 }
 
@@ -205,6 +410,52 @@ static void test_check(void **state)
     const char *missing[] = {"steerdns", "check", "-c", "/nonexistent/x.yaml", NULL};
     BB_EXPECT_INT("check missing file: exit", bb_run(out, sizeof(out), missing), 1);
     bb_expect_contains("missing file", out, "/nonexistent/x.yaml: error: cannot open");
+    bb_stop(&b);
+}
+
+/* explain: bad arguments are usage errors (exit 2), asked of a running
+ * server as much as offline; good ones exit 0. */
+static void test_explain_exit_status(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, HEAD "  control: @DIR@/ctl.sock\n"
+                      "zones:\n"
+                      "  - {origin: example.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\", www: \"A 192.0.2.10\"}}\n");
+    static const struct {
+        const char *client, *name, *type;
+        int want;
+        const char *says;
+    } t[] = {
+        {"198.18.0.1", "www.example.test", NULL, 0, "192.0.2.10"},
+        {"198.18.0.0/24", "www.example.test", "AAAA", 0, "answer: rcode NOERROR"},
+        {"bogus", "www.example.test", NULL, 2, "error: client 'bogus' is not an address"},
+        {"198.18.0.1", "www.example.test", "BOGUSTYPE", 2, "error: unknown type 'BOGUSTYPE'"},
+    };
+    for (int offline = 0; offline < 2; offline++) {
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+            const char *args[10] = {"steerdns", "explain", "-c", b.config, "--client", t[i].client,
+                                    t[i].name};
+            int n = 7;
+            if (t[i].type)
+                args[n++] = t[i].type;
+            if (offline)
+                args[n++] = "--offline";
+            args[n] = NULL;
+            char out[16384], what[256];
+            int st = bb_run(out, sizeof(out), args);
+            snprintf(what, sizeof(what), "explain%s --client %s %s %s: exit", offline ? " --offline" : "",
+                     t[i].client, t[i].name, t[i].type ? t[i].type : "");
+            if (st != t[i].want)
+                fail_msg("%s: expected %d, got %d; output:\n%s", what, t[i].want, st, out);
+            bb_expect_contains(what, out, t[i].says);
+            /* Asked of the running server, or built here. */
+            if (offline)
+                bb_expect_contains(what, out, "offline: built from");
+            else if (strstr(out, "offline:"))
+                fail_msg("%s: the running server was not asked:\n%s", what, out);
+        }
+    }
     bb_stop(&b);
 }
 
@@ -350,9 +601,13 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tcp_idle_timeout),
+        cmocka_unit_test(test_tcp_idle_timeout_dribble),
         cmocka_unit_test(test_tcp_connection_cap),
+        cmocka_unit_test(test_tcp_connection_cap_workers),
+        cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_explain_exit_status),
         cmocka_unit_test(test_help_version),
         cmocka_unit_test(test_import_and_include),
         cmocka_unit_test(test_config_limits),
