@@ -57,7 +57,7 @@ bool bb_have_ipv6(void)
     return have;
 }
 
-int bb_run(char *out, size_t size, const char *const *args)
+pid_t bb_spawn(const char *const *args, int *out_fd)
 {
     int pfd[2];
     if (pipe(pfd) != 0)
@@ -72,12 +72,37 @@ int bb_run(char *out, size_t size, const char *const *args)
         _exit(127);
     }
     close(pfd[1]);
+    *out_fd = pfd[0];
+    return pid;
+}
+
+bool bb_tcp_closed_within(int fd, int ms)
+{
+    long long deadline = bb_now_ms() + ms;
+    while (bb_now_ms() < deadline) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)(deadline - bb_now_ms())) > 0) {
+            char c;
+            ssize_t r = recv(fd, &c, 1, 0);
+            if (r == 0 || (r < 0 && errno == ECONNRESET))
+                return true;
+            if (r > 0)
+                return false;
+        }
+    }
+    return false;
+}
+
+int bb_run(char *out, size_t size, const char *const *args)
+{
+    int fd;
+    pid_t pid = bb_spawn(args, &fd);
     size_t n = 0;
     ssize_t r;
-    while (n + 1 < size && (r = read(pfd[0], out + n, size - 1 - n)) > 0)
+    while (n + 1 < size && (r = read(fd, out + n, size - 1 - n)) > 0)
         n += (size_t)r;
     out[n] = '\0';
-    close(pfd[0]);
+    close(fd);
     int st;
     waitpid(pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;

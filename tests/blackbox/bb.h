@@ -86,9 +86,16 @@ int bb_tcp_connect(const bb_t *b);
 bool bb_tcp_send(int fd, const void *msg, size_t len);
 int bb_tcp_recv(int fd, uint8_t *buf, size_t size, int timeout_ms);
 
+/* True when the server closed fd (EOF or reset, without sending anything)
+ * within ms. */
+bool bb_tcp_closed_within(int fd, int ms);
+
 /* Run the steerdns binary with args (args[0] is the program name); capture
  * stdout and stderr into out; return the exit status (-1 on a signal). */
 int bb_run(char *out, size_t size, const char *const *args);
+/* Start it with stdout and stderr on a pipe (*out_fd, the read end);
+ * returns its PID. */
+pid_t bb_spawn(const char *const *args, int *out_fd);
 
 /* Send one command line to the server's control socket (the config must
  * set `control: @DIR@/ctl.sock`) and read the reply into out. */

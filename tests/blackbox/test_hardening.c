@@ -153,25 +153,6 @@ static void test_tcp_query_cap(void **state)
     bb_stop(&b);
 }
 
-/* True when the server closed fd (EOF or reset, without sending anything)
- * within ms. */
-static bool closed_within(int fd, int ms)
-{
-    long long deadline = bb_now_ms() + ms;
-    while (bb_now_ms() < deadline) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, (int)(deadline - bb_now_ms())) > 0) {
-            char c;
-            ssize_t r = recv(fd, &c, 1, 0);
-            if (r == 0 || (r < 0 && errno == ECONNRESET))
-                return true;
-            if (r > 0)
-                return false;
-        }
-    }
-    return false;
-}
-
 /* A query for www.example.test padded to exactly size bytes with an
  * unknown EDNS option (ignored by the server, RFC 6891 section 6.1.2). */
 static size_t padded_query(size_t size, uint8_t *out)
@@ -216,7 +197,7 @@ static void test_tcp_query_size(void **state)
     size_t l = padded_query(4097, q);
     int fd = bb_tcp_connect(&b);
     (void)bb_tcp_send(fd, q, l); /* the server may close before it has all */
-    if (!closed_within(fd, 2000))
+    if (!bb_tcp_closed_within(fd, 2000))
         fail_msg("a 4097-byte query over TCP: expected the connection closed, it stayed open");
     close(fd);
     bb_stop(&b);

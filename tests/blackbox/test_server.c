@@ -57,22 +57,6 @@ static char *www(const bb_t *b)
     return out;
 }
 
-/* True when the server closed fd within ms. */
-static bool closed_within(int fd, int ms)
-{
-    long long deadline = bb_now_ms() + ms;
-    while (bb_now_ms() < deadline) {
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, (int)(deadline - bb_now_ms())) > 0) {
-            char c;
-            ssize_t r = recv(fd, &c, 1, 0);
-            if (r == 0 || (r < 0 && errno == ECONNRESET))
-                return true;
-        }
-    }
-    return false;
-}
-
 static void test_tcp_idle_timeout(void **state)
 {
     (void)state;
@@ -80,7 +64,7 @@ static void test_tcp_idle_timeout(void **state)
     bb_start(&b, zone_v(10));
     int fd = bb_tcp_connect(&b);
     long long t0 = bb_now_ms();
-    assert_true(closed_within(fd, 5000));
+    assert_true(bb_tcp_closed_within(fd, 5000));
     long long took = bb_now_ms() - t0;
     if (took < 250)
         fail_msg("idle connection closed after %lld ms, before the 300 ms timeout", took);
@@ -119,9 +103,9 @@ static void test_tcp_idle_timeout_dribble(void **state)
             break; /* the server is gone: closed_within says so below */
         /* 100 ms between bytes (the client's pace, not a wait for the
          * server): closed_within returns as soon as the server closes. */
-        closed = closed_within(fd, 100);
+        closed = bb_tcp_closed_within(fd, 100);
     }
-    closed = closed || closed_within(fd, 2000);
+    closed = closed || bb_tcp_closed_within(fd, 2000);
     long long took = bb_now_ms() - t0;
     if (!closed)
         fail_msg("a client sending one byte every 100 ms was still connected after %lld ms (idle_timeout 300ms)",
@@ -147,7 +131,7 @@ static void test_tcp_connection_cap(void **state)
     }
     /* The fourth is over the cap: closed at once. */
     int extra = bb_tcp_connect(&b);
-    assert_true(closed_within(extra, 2000));
+    assert_true(bb_tcp_closed_within(extra, 2000));
     close(extra);
     /* Closing one frees its slot. */
     close(fds[0]);
@@ -202,7 +186,7 @@ static void test_tcp_connection_cap_workers(void **state)
          * worker: each is over the cap. */
         for (int i = 0; i < 8; i++) {
             int extra = bb_tcp_connect(&b);
-            if (!closed_within(extra, 2000))
+            if (!bb_tcp_closed_within(extra, 2000))
                 fail_msg("max_connections %d, %d workers: connection %d was not closed",
                          t[k].max, t[k].workers, t[k].max + 1);
             close(extra);
@@ -222,31 +206,20 @@ static void test_tcp_connection_cap_workers(void **state)
  * be killed. */
 static int run_deadline(char *out, size_t size, const char *const *args, int ms)
 {
-    int pfd[2];
-    if (pipe(pfd) != 0)
-        fail_msg("pipe: %s", strerror(errno));
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        dup2(pfd[1], 2);
-        close(pfd[0]);
-        close(pfd[1]);
-        execv(STEERDNS_BIN, (char *const *)args);
-        _exit(127);
-    }
-    close(pfd[1]);
+    int fd;
+    pid_t pid = bb_spawn(args, &fd);
     size_t n = 0;
     long long deadline = bb_now_ms() + ms;
     bool killed = false;
     for (;;) {
         long long left = deadline - bb_now_ms();
-        struct pollfd p = {pfd[0], POLLIN, 0};
+        struct pollfd p = {fd, POLLIN, 0};
         if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
             kill(pid, SIGKILL);
             killed = true;
             break;
         }
-        ssize_t r = read(pfd[0], out + n, size - 1 - n);
+        ssize_t r = read(fd, out + n, size - 1 - n);
         if (r <= 0 || (n += (size_t)r) + 1 >= size)
             break;
         out[n] = '\0';
@@ -258,7 +231,7 @@ static int run_deadline(char *out, size_t size, const char *const *args, int ms)
         }
     }
     out[n] = '\0';
-    close(pfd[0]);
+    close(fd);
     int st;
     waitpid(pid, &st, 0);
     if (killed)
@@ -301,7 +274,7 @@ static void test_port_in_use(void **state)
     /* A restart on the same port is not refused because of connections
      * the stopped server closed (TIME_WAIT). */
     int fd = bb_tcp_connect(&a);
-    assert_true(closed_within(fd, 5000)); /* the server closes it: idle timeout */
+    assert_true(bb_tcp_closed_within(fd, 5000)); /* the server closes it: idle timeout */
     close(fd);
     bb_stop(&a);
     bb_launch(&b);
