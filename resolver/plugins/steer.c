@@ -140,6 +140,7 @@ typedef struct steer {
     bool *is_default;      /* by cl index: a `default:` cluster (NULL: no default list) */
     cand_list_t *lists;    /* [origin][carrier + 1]; origin = region | R + country | R + C */
     uint32_t fallback_set; /* UINT32_MAX: none */
+    uint32_t fallback_n4, fallback_n6; /* its addresses of each family */
     uint32_t *home_of;     /* by cl index: its own (region, carrier) list */
     /* damped */
     ctl_view_t *view;   /* by cl index */
@@ -577,6 +578,8 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
         snprintf(fp, sizeof(fp), "%s.fallback", path);
         if (!plugin_parse_addresses(c.fallback, fp, a, d, &sets[s->ncl])) return -22;
         s->fallback_set = s->ncl;
+        s->fallback_n4 = sets[s->ncl].n4;
+        s->fallback_n6 = sets[s->ncl].n6;
     }
     /* Candidate lists for every origin and carrier. */
     uint32_t no = origin_count(s);
@@ -775,8 +778,12 @@ static void decide_literal(const steer_t *s, const cand_list_t *l, const health_
                      cl_name(s, (uint32_t)best), best_u * 100.0);
         return;
     }
-    /* 4. Everything DOWN. */
-    if (s->fallback_set != UINT32_MAX) {
+    /* 4. Everything DOWN (every cluster with an address of the family):
+     * the fallback's addresses of the family, else the first candidate
+     * that has the family, so that the answer is never empty while a
+     * cluster has an address of the family (docs/steering.md). */
+    bool v6 = q->qtype == ZONES_TYPE_AAAA;
+    if (s->fallback_set != UINT32_MAX && (v6 ? s->fallback_n6 : s->fallback_n4) > 0) {
         r->set = s->fallback_set;
         trace_printf(t, "steer: rule 4: every cluster is DOWN: fallback addresses");
         return;
@@ -787,8 +794,13 @@ static void decide_literal(const steer_t *s, const cand_list_t *l, const health_
             r->set = l->idx[k];
             break;
         }
-    trace_printf(t, "steer: rule 4: every cluster is DOWN and no fallback: first candidate %s",
-                 cl_name(s, r->set));
+    if (s->fallback_set == UINT32_MAX)
+        trace_printf(t, "steer: rule 4: every cluster is DOWN and no fallback: first candidate %s",
+                     cl_name(s, r->set));
+    else
+        trace_printf(t, "steer: rule 4: every cluster is DOWN and the fallback has no %s address: "
+                        "first candidate with one, %s",
+                     v6 ? "IPv6" : "IPv4", cl_name(s, r->set));
 }
 
 /* The literal rules 2-4 for a client whose damped answer cannot be used

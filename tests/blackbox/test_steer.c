@@ -172,6 +172,8 @@ static const char *config_text(void)
       "    tie: {mode: literal, clusters: [tj-a, tj-b]}\n"
       "    rr: {mode: literal, clusters: [he-a, he-b]}\n"
       "    damp: {mode: damped, clusters: " MAIN8 ", fallback: [192.0.2.251, \"2001:db8::251\"]}\n"
+      "    fb4: {mode: literal, clusters: [bj-tel, bj-uni, jl-tel], fallback: 192.0.2.252}\n"
+      "    damp4: {mode: damped, clusters: " MAIN8 ", fallback: 192.0.2.253}\n"
       "zones:\n"
       "  - origin: example.test\n"
       "    soa: \"ns1 hostmaster 1 3600 600 604800 60\"\n"
@@ -186,6 +188,8 @@ static const char *config_text(void)
       "      tie: {steer: tie}\n"
       "      rr: {steer: rr}\n"
       "      dmp: {steer: damp}\n"
+      "      fb4: {steer: fb4}\n"
+      "      dmp4: {steer: damp4}\n"
       "  - origin: uni.example.test\n"
       "    carrier: unicom\n"
       "    soa: \"ns1.example.test. hostmaster.example.test. 1 3600 600 604800 60\"\n"
@@ -340,6 +344,10 @@ static const char *expect_rdata(const char *what, const char *type)
         return v6 ? "2001:db8::250" : "192.0.2.250";
     if (strcmp(what, "dfb") == 0)
         return v6 ? "2001:db8::251" : "192.0.2.251";
+    if (strcmp(what, "fb4") == 0) /* IPv4-only fallbacks */
+        return v6 ? "(no IPv6 fallback)" : "192.0.2.252";
+    if (strcmp(what, "dfb4") == 0)
+        return v6 ? "(no IPv6 fallback)" : "192.0.2.253";
     if (what[0] == '\0')
         return "";
     const cl_t *c = cl_find(what);
@@ -651,6 +659,14 @@ static const scase_t all_down[] = {
     {"fb", "AAAA", "198.18.1.0/24", NULL, "fb", 24, -1},
     {"dmp", "A", "198.18.1.0/24", NULL, "dfb", -1, -1},
     {"dmp", "AAAA", "192.0.2.0/24", NULL, "dfb", -1, -1},
+    /* an IPv4-only fallback: AAAA from the first candidate with IPv6, in
+     * both modes (never empty while a cluster has the family) */
+    {"fb4", "A", "198.18.1.0/24", NULL, "fb4", 24, -1},
+    {"fb4", "AAAA", "198.18.1.0/24", NULL, "bj-tel", 24, -1},
+    {"fb4", "AAAA", "198.18.2.0/24", NULL, "bj-tel", 24, -1},
+    {"dmp4", "A", "198.18.1.0/24", NULL, "dfb4", -1, -1},
+    {"dmp4", "AAAA", "198.18.1.0/24", NULL, "bj-tel", -1, -1},
+    {"dmp4", "AAAA", "198.18.4.0/24", NULL, "sh-tel", -1, -1},
     /* no fallback: never empty, the first candidate (of the family) */
     {"app", "A", "198.18.1.0/24", NULL, "bj-tel", 24, 7},
     {"app", "AAAA", "198.18.1.0/24", NULL, "bj-tel", 24, 7},
@@ -1006,6 +1022,12 @@ static void test_explain_live(void **state)
                         "fb.example.test", NULL};
     BB_EXPECT_INT("explain (all DOWN): exit", bb_run(out, sizeof(out), a4), 0);
     bb_expect_contains("explain (all DOWN, fallback)", out, "steer: rule 4: every cluster is DOWN: fallback addresses");
+    const char *a4c[] = {"steerdns", "explain", "-c", srv.config, "--client", "198.18.1.0/24",
+                         "fb4.example.test", "AAAA", NULL};
+    BB_EXPECT_INT("explain (all DOWN, IPv4 fallback): exit", bb_run(out, sizeof(out), a4c), 0);
+    bb_expect_contains("explain (all DOWN, IPv4-only fallback, AAAA)", out,
+                       "steer: rule 4: every cluster is DOWN and the fallback has no IPv6 address: "
+                       "first candidate with one, bj-tel");
     const char *a4b[] = {"steerdns", "explain", "-c", srv.config, "--client", "198.18.1.0/24",
                          "app.example.test", NULL};
     bb_run(out, sizeof(out), a4b);
