@@ -813,33 +813,31 @@ static void decide_rest(const steer_t *s, const cand_list_t *l, const health_tab
     decide_literal(s, &rest, tab, q, r, t);
 }
 
-/* Returns true when the answer depended on the subnet hash (so the ECS
- * scope must cover the hashed prefix). */
-static bool decide_damped(const steer_t *s, const cand_list_t *l, const health_table_t *tab,
-                          const plugin_query_t *q, plugin_result_t *r, const trace_t *t,
-                          int64_t *home_out)
+/* The home cluster of the subnet with hash h: a stable pick among the home
+ * clusters that are up and have an address of the family of qtype (0: any
+ * family), weighted by capacity; when all of those are DOWN, among all of
+ * them (the controller has moved a DOWN cluster's buckets).  -1 when no
+ * home cluster has the family.  *nup: how many it picked among. */
+static int64_t pick_home(const steer_t *s, const cand_list_t *l, const health_table_t *tab,
+                         uint64_t h, uint16_t qtype, uint32_t *nup)
 {
-    uint64_t h = subnet_hash(&q->client, 0);
-    /* The home cluster of this subnet: a stable pick among the home
-     * clusters that are up, weighted by capacity (when all are DOWN, among
-     * all of them: the controller has moved a DOWN cluster's buckets). */
     int64_t home = -1;
-    uint32_t nup = 0;
+    *nup = 0;
     for (int pass = 0; pass < 2 && home < 0; pass++) {
         uint64_t total = 0;
         for (uint32_t k = 0; k < l->nhome; k++) {
             uint32_t i = l->idx[k];
-            if (has_family(s, i, q->qtype) &&
+            if ((qtype == 0 || has_family(s, i, qtype)) &&
                 (pass == 1 || health_cluster_state(tab, s->cl[i]) != HEALTH_DOWN)) {
                 total += health_topo_cluster(s->topo, s->cl[i])->capacity_bps / 1000000u + 1u;
-                nup++;
+                (*nup)++;
             }
         }
         if (total == 0) continue;
         uint64_t x = (h & 0xffffffffffffull) % total;
         for (uint32_t k = 0; k < l->nhome; k++) {
             uint32_t i = l->idx[k];
-            if (!has_family(s, i, q->qtype) ||
+            if ((qtype != 0 && !has_family(s, i, qtype)) ||
                 (pass == 0 && health_cluster_state(tab, s->cl[i]) == HEALTH_DOWN))
                 continue;
             uint64_t w = health_topo_cluster(s->topo, s->cl[i])->capacity_bps / 1000000u + 1u;
@@ -850,7 +848,29 @@ static bool decide_damped(const steer_t *s, const cand_list_t *l, const health_t
             x -= w;
         }
     }
+    return home;
+}
+
+/* Returns true when the answer depended on the subnet hash (so the ECS
+ * scope must cover the hashed prefix). */
+static bool decide_damped(const steer_t *s, const cand_list_t *l, const health_table_t *tab,
+                          const plugin_query_t *q, plugin_result_t *r, const trace_t *t,
+                          int64_t *home_out)
+{
+    uint64_t h = subnet_hash(&q->client, 0);
+    uint32_t nup = 0;
+    int64_t home = pick_home(s, l, tab, h, q->qtype, &nup);
     *home_out = home;
+    if (home < 0) {
+        /* No home cluster has an address of this family: the answer comes
+         * from the literal rules, but the client still belongs to the home
+         * its other family's queries go to, and when that home moves
+         * clients away the client may move or come back: the TTL must
+         * say so (docs/steering.md, TTL). */
+        uint32_t nother = 0;
+        *home_out = pick_home(s, l, tab, h,
+                              q->qtype == ZONES_TYPE_AAAA ? ZONES_TYPE_A : ZONES_TYPE_AAAA, &nother);
+    }
     if (home < 0) {
         trace_printf(t, "steer: damped: no home cluster has an address of this family");
         decide_rest(s, l, tab, q, r, t);
