@@ -1055,11 +1055,23 @@ static void ctl_move(steer_t *s, uint32_t src, uint32_t b, uint32_t to)
     uint32_t from = st->dest[b];
     if (from == to) return;
     double r = st->rho;
-    s->state[from].expect -= r;
-    s->state[from].delta -= r;
+    /* The bucket is estimated at its home's average load per bucket, and
+     * the one that leaves may carry less (a bucket holds whole subnets, or
+     * none): a cluster never loses more than it is expected to carry.
+     * Without this bound, clients coming back home after a shed drove the
+     * destination's expected load negative, which gave it room it does not
+     * have in the following steps (the move stays pending in the ring) and
+     * showed in explain as an unsigned wrap (expected=429490.6%). */
+    double gone = r < s->state[from].expect ? r : s->state[from].expect;
+    if (gone < 0) gone = 0;
+    s->state[from].expect -= gone;
+    s->state[from].delta -= gone;
     s->state[to].expect += r;
     s->state[to].delta += r;
-    if (from != src) s->state[from].inflow -= r;
+    if (from != src) {
+        s->state[from].inflow -= r;
+        if (s->state[from].inflow < 0) s->state[from].inflow = 0;
+    }
     if (to != src) s->state[to].inflow += r;
     st->dest[b] = (uint16_t)to;
 }
@@ -1344,6 +1356,9 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
             atomic_store_explicit(&v->dest[b], st->dest[b], memory_order_relaxed);
         atomic_store_explicit(&v->keep, st->keep, memory_order_relaxed);
         double u = st->cap > 0 ? st->expect / st->cap : 0;
+        /* Published as an unsigned ppm: keep it a utilisation (a negative
+         * double converted to uint32_t is undefined and showed wrapped). */
+        if (!(u > 0)) u = 0;
         uint32_t flags = 0;
         if (!st->measured || u >= s->near || st->keep < STEER_BUCKETS) flags |= CTL_F_SHORT;
         atomic_store_explicit(&v->flags, flags, memory_order_relaxed);
