@@ -119,6 +119,7 @@ typedef struct ctl_state {
 typedef struct steer {
     const health_topo_t *topo;
     const geo_t *geo;
+    uint32_t ecs_max_v4, ecs_max_v6; /* the server's ECS limits: scopes never exceed them */
     const uint16_t *cluster_carrier; /* by topo cluster id */
     int mode;
     uint32_t ttl, busy_ttl;
@@ -467,6 +468,8 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     steer_t *s = arena_calloc(a, 1, sizeof(*s));
     s->topo = env->topo;
     s->geo = env->geo;
+    s->ecs_max_v4 = env->ecs_max_v4;
+    s->ecs_max_v6 = env->ecs_max_v6;
     s->cluster_carrier = env->cluster_carrier;
     s->mode = c.mode;
     s->ttl = (uint32_t)(c.ttl_ms / 1000);
@@ -929,8 +932,12 @@ static void steer_explain(const void *inst, const plugin_query_t *q, plugin_resu
 {
     const steer_t *s = inst;
     geo_result_t g;
+    /* The scope sent is the prefix that decided, but never more bits than
+     * the server looks at in an ECS address (its ECS limit; the answer
+     * path caps it): explain's geo result line states that scope. */
+    unsigned cap = !q->ecs ? 255u : q->client.family == 4 ? s->ecs_max_v4 : s->ecs_max_v6;
     if (trace_on(t) && s->geo)
-        geo_explain(s->geo, &q->client, t, &g);
+        geo_explain_capped(s->geo, &q->client, cap, t, &g);
     else if (s->geo)
         geo_classify(s->geo, &q->client, &g);
     else

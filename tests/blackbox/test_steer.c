@@ -939,6 +939,27 @@ static void test_explain_offline(void **state)
         "5. bj-tel", "6. bj-uni", "7. jl-tel", "8. lon", "2001:db8:3::1",
     };
     expect_in_order("explain --offline (Shanghai telecom)", out, order2, sizeof(order2) / sizeof(order2[0]));
+    /* An ECS prefix longer than the server's limit (/25 cut to /24): the
+     * geo trace asks every source about the same cut address the result
+     * comes from, agrees with it, and the scope is at most the limit. */
+    const char *args3[] = {"steerdns", "explain", "-c", STEERDNS_SOURCE_DIR "/examples/steering.yaml",
+                           "--offline", "--client", "198.51.100.128/25", "dl.example.org", NULL};
+    BB_EXPECT_INT("explain /25 beyond the ECS limit: exit", bb_run(out, sizeof(out), args3), 0);
+    static const char *const order3[] = {
+        "geo: client 198.51.100.0/24 (24 bits given)",
+        "geo: nets: override \"198.51.100.0/25\"",
+        "region beijing, carrier telecom",
+        "geo: carrier telecom: set by the nets override \"198.51.100.0/25\"",
+        "geo: region beijing: set by the nets override \"198.51.100.0/25\"",
+        "geo: result: region beijing, carrier telecom, country -, AS0, location -, scope /24 "
+        "(decided by a /25, capped at the server's ECS limit /24)",
+        "steer: client subnet from ECS: region=beijing (region), carrier=telecom (address)",
+        "ECS scope  /24",
+    };
+    expect_in_order("explain 198.51.100.128/25 (examples/steering.yaml)", out, order3,
+                    sizeof(order3) / sizeof(order3[0]));
+    if (strstr(out, "no override holds") || strstr(out, "region none") || strstr(out, "scope /25"))
+        fail_msg("explain 198.51.100.128/25: the geo trace contradicts its result:\n%s", out);
     /* The line hierarchy's tier names. */
     static const struct {
         const char *client, *tier;
