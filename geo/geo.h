@@ -96,6 +96,14 @@ void geo_classify(const geo_t *g, const netaddr_t *addr, geo_result_t *out);
  * Not for the query path: may decode MMDB data. */
 void geo_explain(const geo_t *g, const netaddr_t *addr, const trace_t *t, geo_result_t *out);
 
+/* geo_explain for a server with an ECS limit: *out is geo_classify's result
+ * (out->scope the deciding prefix), and the trace's result line states the
+ * scope the server sends, min(deciding prefix, scope_cap), where scope_cap
+ * is the server's ECS limit for the address's family (an answer never
+ * claims to hold for more bits than the server looks at). */
+void geo_explain_capped(const geo_t *g, const netaddr_t *addr, unsigned scope_cap,
+                        const trace_t *t, geo_result_t *out);
+
 /* Carriers, by id (the index in geo.carriers, in declaration order).
  * geo_carrier_name returns NULL for an unknown id; geo_carrier_find returns
  * the id or -1 (exact, case-sensitive match).  Any thread; g may be NULL

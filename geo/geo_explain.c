@@ -204,12 +204,20 @@ static void explain_csv(const geo_t *g, const geo__csv_t *c, const netaddr_t *a,
 
 void geo_explain(const geo_t *g, const netaddr_t *addr, const trace_t *t, geo_result_t *out)
 {
+    geo_explain_capped(g, addr, 255, t, out);
+}
+
+void geo_explain_capped(const geo_t *g, const netaddr_t *addr, unsigned scope_cap,
+                        const trace_t *t, geo_result_t *out)
+{
     const geo__rec_t *rec;
     uint8_t scope;
     int alias_len;
     netaddr_t v4;
     geo__decide(g, addr, &rec, &scope, &alias_len, &v4);
     geo__fill(rec, scope, out);
+    /* What the server sends: never more bits than it looks at. */
+    unsigned sent = scope > scope_cap ? scope_cap : scope;
     if (!trace_on(t)) return;
 
     char cs[NETADDR_STRLEN];
@@ -232,8 +240,22 @@ void geo_explain(const geo_t *g, const netaddr_t *addr, const trace_t *t, geo_re
         a = v4;
     }
 
-    const geo__net_t *net = nets_match(g, &a);
-    if (net)
+    /* Every source is asked about the very address the table lookup used:
+     * the client's address with the bits past its prefix zero (a /24
+     * client in a /25 override is that override's: docs/geo.md,
+     * Classification).  So the lines below and the result agree. */
+    netaddr_t pt = a;
+    pt.bits = (uint8_t)netaddr_maxbits(a.family);
+    char ps[NETADDR_STRLEN];
+    netaddr_format(&pt, false, ps, sizeof(ps));
+    const geo__net_t *net = nets_match(g, &pt);
+    if (net && net->pfx.bits > a.bits)
+        trace_printf(t,
+                     "geo: nets: override \"%s\" (%s:%u:%u) holds %s (the client's address, bits "
+                     "past /%u zero): region %s, carrier %s",
+                     net->key, net->pos.file ? net->pos.file : "?", net->pos.line, net->pos.col, ps,
+                     a.bits, region_name(g, net->region), carrier_name(g, net->carrier));
+    else if (net)
         trace_printf(t, "geo: nets: override \"%s\" (%s:%u:%u): region %s, carrier %s", net->key,
                      net->pos.file ? net->pos.file : "?", net->pos.line, net->pos.col,
                      region_name(g, net->region), carrier_name(g, net->carrier));
@@ -256,7 +278,7 @@ void geo_explain(const geo_t *g, const netaddr_t *addr, const trace_t *t, geo_re
         trace_printf(t, "geo: carrier %s: set by the nets override \"%s\"",
                      carrier_name(g, out->carrier), net->key);
     } else {
-        const geo__ccidr_t *c = ccidr_match(g, &a);
+        const geo__ccidr_t *c = ccidr_match(g, &pt);
         if (c) {
             char ns[NETADDR_STRLEN];
             netaddr_format(&c->pfx, true, ns, sizeof(ns));
@@ -300,7 +322,12 @@ void geo_explain(const geo_t *g, const netaddr_t *addr, const trace_t *t, geo_re
 
     char lat[32] = "-";
     if (!isnan(out->lat)) snprintf(lat, sizeof(lat), "%.4f,%.4f", out->lat, out->lon);
-    trace_printf(t, "geo: result: region %s, carrier %s, country %s, AS%u, location %s, scope /%u",
+    char capped[96] = "";
+    if (out->scope > sent)
+        snprintf(capped, sizeof(capped),
+                 " (decided by a /%u, capped at the server's ECS limit /%u)", out->scope, sent);
+    trace_printf(t,
+                 "geo: result: region %s, carrier %s, country %s, AS%u, location %s, scope /%u%s",
                  region_name(g, out->region), carrier_name(g, out->carrier),
-                 out->country[0] ? out->country : "-", out->asn, lat, out->scope);
+                 out->country[0] ? out->country : "-", out->asn, lat, sent, capped);
 }

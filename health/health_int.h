@@ -64,6 +64,7 @@ typedef struct health__sm {
     uint32_t streak;       /* consecutive samples pulling IDLE<->BUSY */
     bool has_sample;       /* util/rate hold a measurement */
     bool no_rate;          /* the last measurement carried no bandwidth */
+    bool stale_down;       /* DOWN because no usable sample came for stale_ms */
     double util;           /* last utilisation (fraction) */
     uint64_t rate_bps;     /* last rate */
     uint64_t last_good_ms; /* last usable measurement (or start of polling) */

@@ -470,8 +470,16 @@ static void compose_detail(const srv_text_t *v, const health__params_t *p, char 
         snprintf(buf, size, "recovering: %u of %u usable samples (%s)", sm->goods, p->rise, ev);
         return;
     case HEALTH_R_STALE:
+        if (sm->stale_down && sm->fails > 0) {
+            /* DOWN because no usable sample came in time, while the polls
+             * kept failing (fewer than `fall` of them may have failed):
+             * staleness is the reason, the last failure the detail. */
+            snprintf(buf, size, "no usable sample for more than %llums; last: %s (%u failures in a row)",
+                     (unsigned long long)p->stale_ms, ev, sm->fails);
+            return;
+        }
         if (sm->fails == 0) {
-            snprintf(buf, size, "no usable measurement for more than %llums (last poll: %s)",
+            snprintf(buf, size, "no usable sample for more than %llums (last poll: %s)",
                      (unsigned long long)p->stale_ms, ev);
             return;
         }
@@ -863,15 +871,19 @@ static void http_start(srv_t *s)
     }
 }
 
-static bool looks_like_html(const char *ctype, const char *body, size_t len)
+/* Why a response is taken for an HTML page (a web server's error or
+ * welcome page instead of the data): 'c' its Content-Type says HTML, 'b'
+ * its body starts with '<' (no exposition line or JSON document can);
+ * 0: not HTML. */
+static char looks_like_html(const char *ctype, const char *body, size_t len)
 {
     if (ctype && (strncasecmp(ctype, "text/html", 9) == 0 ||
                   strncasecmp(ctype, "application/xhtml", 17) == 0))
-        return true;
+        return 'c';
     size_t i = 0;
     while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
         i++;
-    return i < len && body[i] == '<';
+    return i < len && body[i] == '<' ? 'b' : 0;
 }
 
 static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
@@ -920,9 +932,16 @@ static void http_done(srv_t *s, xfer_t *x, CURLcode rc)
     char *ctype = NULL;
     curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &ctype);
     const char *body = x->body ? x->body : "";
-    if (looks_like_html(ctype, body, x->len)) {
+    char html = looks_like_html(ctype, body, x->len);
+    if (html == 'c') {
         SET_EVENT(s, "HTML instead of %s (Content-Type %s)",
-                  c->kind == HEALTH_CHECK_JSON ? "JSON" : "metrics", ctype ? ctype : "none");
+                  c->kind == HEALTH_CHECK_JSON ? "JSON" : "metrics", ctype);
+        srv_fail(s, HEALTH_R_HTML);
+        return;
+    }
+    if (html == 'b') {
+        /* Say what was seen: the Content-Type did not claim HTML. */
+        SET_EVENT(s, "body starts with '<' (Content-Type %s)", ctype ? ctype : "none");
         srv_fail(s, HEALTH_R_HTML);
         return;
     }

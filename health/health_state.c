@@ -100,6 +100,7 @@ static void enter(health__sm_t *sm, health_state_t s, health_reason_t r)
     sm->state = s;
     sm->reason = r;
     sm->streak = 0;
+    sm->stale_down = false;
 }
 
 bool health__sm_sample(health__sm_t *sm, const health__params_t *p, uint64_t now_ms, double util,
@@ -121,6 +122,7 @@ bool health__sm_sample(health__sm_t *sm, const health__params_t *p, uint64_t now
         enter(sm, above ? HEALTH_BUSY : HEALTH_IDLE, above ? HEALTH_R_ABOVE : HEALTH_R_BELOW);
         break;
     case HEALTH_DOWN:
+        sm->stale_down = false;
         if (sm->goods >= p->rise)
             enter(sm, above ? HEALTH_BUSY : HEALTH_IDLE, above ? HEALTH_R_ABOVE : HEALTH_R_BELOW);
         else
@@ -177,8 +179,12 @@ bool health__sm_fail(health__sm_t *sm, const health__params_t *p, uint64_t now_m
     if (sm->fails < UINT32_MAX) sm->fails++;
     if (sm->state != HEALTH_DOWN && sm->fails >= p->fall)
         enter(sm, HEALTH_DOWN, why);
-    else
+    else if (!sm->stale_down)
         sm->reason = why; /* DOWN already, or a failure still being counted */
+    /* A server that staleness made DOWN stays DOWN for `stale data` (the
+     * failure is kept as the event the detail shows), until a usable
+     * sample starts its recovery: what made it DOWN is the missing sample,
+     * however many failures in a row there are. */
     if (sm->state != old) sm->seq++;
     return sm->state != old;
 }
@@ -204,6 +210,7 @@ bool health__sm_tick(health__sm_t *sm, const health__params_t *p, uint64_t now_m
     if (sm->state == HEALTH_DOWN || p->stale_ms == 0) return false;
     if (now_ms > sm->last_good_ms && now_ms - sm->last_good_ms > p->stale_ms) {
         enter(sm, HEALTH_DOWN, HEALTH_R_STALE);
+        sm->stale_down = true;
         sm->goods = 0;
         sm->seq++;
         return true;

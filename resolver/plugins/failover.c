@@ -5,12 +5,13 @@
  *     api: {failover: [primary, backup]}
  *     api: {failover: {clusters: [primary, backup], ttl: 30, fallback: [192.0.2.1]}}
  *
- * "Up" is any state but DOWN (IDLE, BUSY, or not yet measured).  The first
- * cluster up answers both A and AAAA, even when it has no address of the
- * asked family (NODATA: the client uses the other family, on the cluster
- * that is meant to serve it).  When every cluster is DOWN the answer is
- * `fallback` if given, else the first cluster that has an address of the
- * asked family (never an empty answer while addresses exist).
+ * The answer is the first cluster that is up (any state but DOWN: IDLE,
+ * BUSY, or not yet measured) and has an address of the asked family (A:
+ * IPv4, AAAA: IPv6).  When no cluster that is up has one (every cluster is
+ * DOWN, or those up have only the other family), the answer is the
+ * `fallback` addresses of that family if it has some, else the first
+ * cluster with an address of the family, even DOWN: never an empty answer
+ * while one exists (docs/plugins.md).
  */
 #include "resolver/plugin.h"
 
@@ -19,6 +20,7 @@ typedef struct failover {
     uint32_t n;
     uint32_t *cluster; /* ids in order; set i answers cluster[i] */
     bool has_fallback; /* set n is the fallback */
+    plugin_set_t fallback;
 } failover_t;
 
 typedef struct failover_cfg {
@@ -98,6 +100,7 @@ static int failover_create(const plugin_env_t *env, const yconf_node_t *cfg, con
         if (!plugin_parse_addresses(c.fallback, fp, a, d, &sets[f->n]))
             ok = false;
         f->has_fallback = true;
+        f->fallback = sets[f->n];
     }
     if (!ok)
         return -22;
@@ -119,36 +122,54 @@ static void failover_explain(const void *inst, const plugin_query_t *q, plugin_r
 {
     const failover_t *f = inst;
     const health_table_t *tab = health_table_acquire(f->topo);
+    const char *fam = q->qtype == ZONES_TYPE_AAAA ? "IPv6" : "IPv4";
     r->ttl = UINT32_MAX;
     r->scope = 0;
+    int64_t first_fam = -1; /* the first cluster with the family, up or not */
     for (uint32_t i = 0; i < f->n; i++) {
         health_state_t s = health_cluster_state(tab, f->cluster[i]);
+        bool fam_ok = has_family(f, i, q->qtype);
         if (trace_on(t))
-            trace_printf(t, "failover: %u. %s: %s", i + 1,
-                         health_topo_cluster(f->topo, f->cluster[i])->name, health_state_str(s));
+            trace_printf(t, "failover: %u. %s: %s%s", i + 1,
+                         health_topo_cluster(f->topo, f->cluster[i])->name, health_state_str(s),
+                         fam_ok ? "" : q->qtype == ZONES_TYPE_AAAA ? ", no IPv6 address"
+                                                                   : ", no IPv4 address");
+        if (!fam_ok)
+            continue;
+        if (first_fam < 0)
+            first_fam = i;
         if (s != HEALTH_DOWN) {
             r->set = i;
-            trace_printf(t, "failover: chose %s, the first cluster that is up",
-                         health_topo_cluster(f->topo, f->cluster[i])->name);
+            trace_printf(t, "failover: chose %s, the first cluster that is up and has %s addresses",
+                         health_topo_cluster(f->topo, f->cluster[i])->name, fam);
             return;
         }
     }
+    /* No cluster that is up can answer this family. */
+    const char *why = first_fam < 0 ? "no cluster has" : "no cluster that is up has";
     if (f->has_fallback) {
-        r->set = f->n;
-        trace_printf(t, "failover: every cluster is DOWN: answering the fallback addresses");
+        const plugin_set_t *fb = &f->fallback;
+        if (q->qtype == ZONES_TYPE_AAAA ? fb->n6 > 0 : fb->n4 > 0) {
+            r->set = f->n;
+            trace_printf(t, "failover: %s %s addresses: answering the fallback addresses", why,
+                         fam);
+            return;
+        }
+    }
+    if (first_fam >= 0) {
+        /* Never an empty answer while a cluster has an address of the
+         * family, even a DOWN one. */
+        r->set = (uint32_t)first_fam;
+        trace_printf(t, "failover: %s %s addresses%s: answering %s, the first cluster with %s "
+                        "addresses (DOWN)",
+                     why, fam, f->has_fallback ? " and the fallback has none" : "",
+                     health_topo_cluster(f->topo, f->cluster[first_fam])->name, fam);
         return;
     }
-    /* No fallback: the first cluster with an address of the asked family,
-     * so that the answer is not empty while one exists. */
+    /* Nothing has the family: NODATA (the first cluster's empty set). */
     r->set = 0;
-    for (uint32_t i = 0; i < f->n; i++)
-        if (has_family(f, i, q->qtype)) {
-            r->set = i;
-            break;
-        }
-    trace_printf(t, "failover: every cluster is DOWN and there is no fallback: answering %s, the first cluster with %s addresses",
-                 health_topo_cluster(f->topo, f->cluster[r->set])->name,
-                 q->qtype == ZONES_TYPE_AAAA ? "IPv6" : "IPv4");
+    trace_printf(t, "failover: no cluster%s has %s addresses: NODATA",
+                 f->has_fallback ? " and no fallback address" : "", fam);
 }
 
 static void failover_resolve(const void *inst, const plugin_query_t *q, plugin_result_t *r)

@@ -119,6 +119,7 @@ typedef struct ctl_state {
 typedef struct steer {
     const health_topo_t *topo;
     const geo_t *geo;
+    uint32_t ecs_max_v4, ecs_max_v6; /* the server's ECS limits: scopes never exceed them */
     const uint16_t *cluster_carrier; /* by topo cluster id */
     int mode;
     uint32_t ttl, busy_ttl;
@@ -140,6 +141,7 @@ typedef struct steer {
     bool *is_default;      /* by cl index: a `default:` cluster (NULL: no default list) */
     cand_list_t *lists;    /* [origin][carrier + 1]; origin = region | R + country | R + C */
     uint32_t fallback_set; /* UINT32_MAX: none */
+    uint32_t fallback_n4, fallback_n6; /* its addresses of each family */
     uint32_t *home_of;     /* by cl index: its own (region, carrier) list */
     /* damped */
     ctl_view_t *view;   /* by cl index */
@@ -466,6 +468,8 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     steer_t *s = arena_calloc(a, 1, sizeof(*s));
     s->topo = env->topo;
     s->geo = env->geo;
+    s->ecs_max_v4 = env->ecs_max_v4;
+    s->ecs_max_v6 = env->ecs_max_v6;
     s->cluster_carrier = env->cluster_carrier;
     s->mode = c.mode;
     s->ttl = (uint32_t)(c.ttl_ms / 1000);
@@ -577,6 +581,8 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
         snprintf(fp, sizeof(fp), "%s.fallback", path);
         if (!plugin_parse_addresses(c.fallback, fp, a, d, &sets[s->ncl])) return -22;
         s->fallback_set = s->ncl;
+        s->fallback_n4 = sets[s->ncl].n4;
+        s->fallback_n6 = sets[s->ncl].n6;
     }
     /* Candidate lists for every origin and carrier. */
     uint32_t no = origin_count(s);
@@ -775,8 +781,12 @@ static void decide_literal(const steer_t *s, const cand_list_t *l, const health_
                      cl_name(s, (uint32_t)best), best_u * 100.0);
         return;
     }
-    /* 4. Everything DOWN. */
-    if (s->fallback_set != UINT32_MAX) {
+    /* 4. Everything DOWN (every cluster with an address of the family):
+     * the fallback's addresses of the family, else the first candidate
+     * that has the family, so that the answer is never empty while a
+     * cluster has an address of the family (docs/steering.md). */
+    bool v6 = q->qtype == ZONES_TYPE_AAAA;
+    if (s->fallback_set != UINT32_MAX && (v6 ? s->fallback_n6 : s->fallback_n4) > 0) {
         r->set = s->fallback_set;
         trace_printf(t, "steer: rule 4: every cluster is DOWN: fallback addresses");
         return;
@@ -787,8 +797,13 @@ static void decide_literal(const steer_t *s, const cand_list_t *l, const health_
             r->set = l->idx[k];
             break;
         }
-    trace_printf(t, "steer: rule 4: every cluster is DOWN and no fallback: first candidate %s",
-                 cl_name(s, r->set));
+    if (s->fallback_set == UINT32_MAX)
+        trace_printf(t, "steer: rule 4: every cluster is DOWN and no fallback: first candidate %s",
+                     cl_name(s, r->set));
+    else
+        trace_printf(t, "steer: rule 4: every cluster is DOWN and the fallback has no %s address: "
+                        "first candidate with one, %s",
+                     v6 ? "IPv6" : "IPv4", cl_name(s, r->set));
 }
 
 /* The literal rules 2-4 for a client whose damped answer cannot be used
@@ -801,33 +816,31 @@ static void decide_rest(const steer_t *s, const cand_list_t *l, const health_tab
     decide_literal(s, &rest, tab, q, r, t);
 }
 
-/* Returns true when the answer depended on the subnet hash (so the ECS
- * scope must cover the hashed prefix). */
-static bool decide_damped(const steer_t *s, const cand_list_t *l, const health_table_t *tab,
-                          const plugin_query_t *q, plugin_result_t *r, const trace_t *t,
-                          int64_t *home_out)
+/* The home cluster of the subnet with hash h: a stable pick among the home
+ * clusters that are up and have an address of the family of qtype (0: any
+ * family), weighted by capacity; when all of those are DOWN, among all of
+ * them (the controller has moved a DOWN cluster's buckets).  -1 when no
+ * home cluster has the family.  *nup: how many it picked among. */
+static int64_t pick_home(const steer_t *s, const cand_list_t *l, const health_table_t *tab,
+                         uint64_t h, uint16_t qtype, uint32_t *nup)
 {
-    uint64_t h = subnet_hash(&q->client, 0);
-    /* The home cluster of this subnet: a stable pick among the home
-     * clusters that are up, weighted by capacity (when all are DOWN, among
-     * all of them: the controller has moved a DOWN cluster's buckets). */
     int64_t home = -1;
-    uint32_t nup = 0;
+    *nup = 0;
     for (int pass = 0; pass < 2 && home < 0; pass++) {
         uint64_t total = 0;
         for (uint32_t k = 0; k < l->nhome; k++) {
             uint32_t i = l->idx[k];
-            if (has_family(s, i, q->qtype) &&
+            if ((qtype == 0 || has_family(s, i, qtype)) &&
                 (pass == 1 || health_cluster_state(tab, s->cl[i]) != HEALTH_DOWN)) {
                 total += health_topo_cluster(s->topo, s->cl[i])->capacity_bps / 1000000u + 1u;
-                nup++;
+                (*nup)++;
             }
         }
         if (total == 0) continue;
         uint64_t x = (h & 0xffffffffffffull) % total;
         for (uint32_t k = 0; k < l->nhome; k++) {
             uint32_t i = l->idx[k];
-            if (!has_family(s, i, q->qtype) ||
+            if ((qtype != 0 && !has_family(s, i, qtype)) ||
                 (pass == 0 && health_cluster_state(tab, s->cl[i]) == HEALTH_DOWN))
                 continue;
             uint64_t w = health_topo_cluster(s->topo, s->cl[i])->capacity_bps / 1000000u + 1u;
@@ -838,7 +851,29 @@ static bool decide_damped(const steer_t *s, const cand_list_t *l, const health_t
             x -= w;
         }
     }
+    return home;
+}
+
+/* Returns true when the answer depended on the subnet hash (so the ECS
+ * scope must cover the hashed prefix). */
+static bool decide_damped(const steer_t *s, const cand_list_t *l, const health_table_t *tab,
+                          const plugin_query_t *q, plugin_result_t *r, const trace_t *t,
+                          int64_t *home_out)
+{
+    uint64_t h = subnet_hash(&q->client, 0);
+    uint32_t nup = 0;
+    int64_t home = pick_home(s, l, tab, h, q->qtype, &nup);
     *home_out = home;
+    if (home < 0) {
+        /* No home cluster has an address of this family: the answer comes
+         * from the literal rules, but the client still belongs to the home
+         * its other family's queries go to, and when that home moves
+         * clients away the client may move or come back: the TTL must
+         * say so (docs/steering.md, TTL). */
+        uint32_t nother = 0;
+        *home_out = pick_home(s, l, tab, h,
+                              q->qtype == ZONES_TYPE_AAAA ? ZONES_TYPE_A : ZONES_TYPE_AAAA, &nother);
+    }
     if (home < 0) {
         trace_printf(t, "steer: damped: no home cluster has an address of this family");
         decide_rest(s, l, tab, q, r, t);
@@ -897,8 +932,12 @@ static void steer_explain(const void *inst, const plugin_query_t *q, plugin_resu
 {
     const steer_t *s = inst;
     geo_result_t g;
+    /* The scope sent is the prefix that decided, but never more bits than
+     * the server looks at in an ECS address (its ECS limit; the answer
+     * path caps it): explain's geo result line states that scope. */
+    unsigned cap = !q->ecs ? 255u : q->client.family == 4 ? s->ecs_max_v4 : s->ecs_max_v6;
     if (trace_on(t) && s->geo)
-        geo_explain(s->geo, &q->client, t, &g);
+        geo_explain_capped(s->geo, &q->client, cap, t, &g);
     else if (s->geo)
         geo_classify(s->geo, &q->client, &g);
     else
@@ -1023,11 +1062,23 @@ static void ctl_move(steer_t *s, uint32_t src, uint32_t b, uint32_t to)
     uint32_t from = st->dest[b];
     if (from == to) return;
     double r = st->rho;
-    s->state[from].expect -= r;
-    s->state[from].delta -= r;
+    /* The bucket is estimated at its home's average load per bucket, and
+     * the one that leaves may carry less (a bucket holds whole subnets, or
+     * none): a cluster never loses more than it is expected to carry.
+     * Without this bound, clients coming back home after a shed drove the
+     * destination's expected load negative, which gave it room it does not
+     * have in the following steps (the move stays pending in the ring) and
+     * showed in explain as an unsigned wrap (expected=429490.6%). */
+    double gone = r < s->state[from].expect ? r : s->state[from].expect;
+    if (gone < 0) gone = 0;
+    s->state[from].expect -= gone;
+    s->state[from].delta -= gone;
     s->state[to].expect += r;
     s->state[to].delta += r;
-    if (from != src) s->state[from].inflow -= r;
+    if (from != src) {
+        s->state[from].inflow -= r;
+        if (s->state[from].inflow < 0) s->state[from].inflow = 0;
+    }
     if (to != src) s->state[to].inflow += r;
     st->dest[b] = (uint16_t)to;
 }
@@ -1312,6 +1363,9 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
             atomic_store_explicit(&v->dest[b], st->dest[b], memory_order_relaxed);
         atomic_store_explicit(&v->keep, st->keep, memory_order_relaxed);
         double u = st->cap > 0 ? st->expect / st->cap : 0;
+        /* Published as an unsigned ppm: keep it a utilisation (a negative
+         * double converted to uint32_t is undefined and showed wrapped). */
+        if (!(u > 0)) u = 0;
         uint32_t flags = 0;
         if (!st->measured || u >= s->near || st->keep < STEER_BUCKETS) flags |= CTL_F_SHORT;
         atomic_store_explicit(&v->flags, flags, memory_order_relaxed);

@@ -5,10 +5,11 @@
  *   weighted  the distribution over many queries follows the weights, A and
  *             AAAA separately; one address per answer; NODATA for a family
  *             it has none of; TTL; ECS scope 0;
- *   failover  the first cluster that is up wins (BUSY is up), per family
- *             NODATA when that cluster has no address of the asked family;
- *             all DOWN -> the fallback, or without one the first cluster
- *             that has an address of the family; TTL; ECS scope 0;
+ *   failover  the first cluster that is up and has an address of the asked
+ *             family wins (BUSY is up); when no cluster that is up has
+ *             one -> the fallback's addresses of the family, else the first
+ *             cluster that has the family even DOWN (never an empty answer
+ *             while one exists); TTL; ECS scope 0;
  *   static    both families, TTL, the long form;
  *   names     named instances shared by several names, inline instances,
  *             other types beside a plugin, ANY, a CNAME to a plugin name,
@@ -93,6 +94,7 @@ static const char config[] =
     "      api: {failover: f1}\n"
     "      api2: {failover: f2}\n"
     "      api3: {failover: [backup, third]}\n"
+    "      api4: {failover: {clusters: [primary, backup], fallback: 192.0.2.98}}\n"
     "      www: {static: [192.0.2.10, \"2001:db8::10\"]}\n"
     "      www2: {static: {addresses: 192.0.2.11, ttl: 60s}}\n"
     "      both: {static: [192.0.2.12]}\n"
@@ -292,6 +294,19 @@ static void test_weighted(void **state)
 
 /* ---- failover ---- */
 
+/* `steerdns explain` of name/type against the running server: exit 0 and
+ * the rule line. */
+static void expect_explain(const char *name, const char *type, const char *line)
+{
+    static char out[65536];
+    const char *args[] = {"steerdns", "explain", "-c", srv.config, "--client", "192.0.2.7",
+                          name, type, NULL};
+    BB_EXPECT_INT("explain: exit", bb_run(out, sizeof(out), args), 0);
+    char what[200];
+    snprintf(what, sizeof(what), "explain %s %s", name, type);
+    bb_expect_contains(what, out, line);
+}
+
 static void test_failover(void **state)
 {
     (void)state;
@@ -302,13 +317,16 @@ static void test_failover(void **state)
         {"api.example.test.", "AAAA", "2001:db8:1::1", 5},
         {"api2.example.test.", "A", "10.1.0.1", 30},
         {"api2.example.test.", "AAAA", "2001:db8:1::1", 30},
-        /* The first cluster is up but has no IPv6: NODATA, not the next
-         * cluster (the client reaches the serving cluster over IPv4). */
+        /* The first cluster is up but has no IPv6: the first one up
+         * that has (docs/plugins.md), not NODATA. */
         {"api3.example.test.", "A", "10.2.0.1, 10.2.0.2", 30},
-        {"api3.example.test.", "AAAA", "", -1},
+        {"api3.example.test.", "AAAA", "2001:db8:3::1", 30},
+        {"api4.example.test.", "AAAA", "2001:db8:1::1", 30},
         {"api.example.test.", "ANY", "10.1.0.1", 5},
     };
     RUN(up);
+    expect_explain("api3.example.test", "AAAA",
+                   "failover: chose third, the first cluster that is up and has IPv6 addresses");
 
     static const char *const busy[] = {"BUSY", "IDLE", "IDLE"};
     set_states("primary BUSY full\n", busy);
@@ -323,7 +341,11 @@ static void test_failover(void **state)
     set_states("primary DOWN\n", pdown);
     static const pcase_t primary_down[] = {
         {"api.example.test.", "A", "10.2.0.1, 10.2.0.2", 5},
-        {"api.example.test.", "AAAA", "", -1},
+        /* backup is up but has no IPv6: third, the next one that has */
+        {"api.example.test.", "AAAA", "2001:db8:3::1", 5},
+        /* no cluster that is up has IPv6, the fallback has none: the
+         * first cluster that has, though DOWN */
+        {"api4.example.test.", "AAAA", "2001:db8:1::1", 30},
         {"api2.example.test.", "A", "10.2.0.1, 10.2.0.2", 30},
         {"api3.example.test.", "A", "10.2.0.1, 10.2.0.2", 30},
     };
@@ -333,13 +355,22 @@ static void test_failover(void **state)
     set_states("primary DOWN\nbackup DOWN\n", pbdown);
     static const pcase_t two_down[] = {
         {"api.example.test.", "AAAA", "2001:db8:3::1", 5},
-        {"api.example.test.", "A", "", -1},
+        /* third is up but has no IPv4: the fallback's IPv4 address */
+        {"api.example.test.", "A", "192.0.2.99", 5},
         /* every cluster of f2 DOWN, no fallback: the first cluster */
         {"api2.example.test.", "A", "10.1.0.1", 30},
         {"api2.example.test.", "AAAA", "2001:db8:1::1", 30},
         {"api3.example.test.", "AAAA", "2001:db8:3::1", 30},
+        /* third is up but has no IPv4, no fallback: backup, though DOWN */
+        {"api3.example.test.", "A", "10.2.0.1, 10.2.0.2", 30},
     };
     RUN(two_down);
+    expect_explain("api3.example.test", "A",
+                   "failover: no cluster that is up has IPv4 addresses: answering backup, the "
+                   "first cluster with IPv4 addresses (DOWN)");
+    expect_explain("api.example.test", "A",
+                   "failover: no cluster that is up has IPv4 addresses: answering the fallback "
+                   "addresses");
 
     static const char *const down[] = {"DOWN", "DOWN", "DOWN"};
     set_states("* DOWN\n", down);
@@ -351,6 +382,9 @@ static void test_failover(void **state)
         /* no fallback: the first cluster with an address of the family */
         {"api3.example.test.", "A", "10.2.0.1, 10.2.0.2", 30},
         {"api3.example.test.", "AAAA", "2001:db8:3::1", 30},
+        /* the fallback has no IPv6: the first cluster that has */
+        {"api4.example.test.", "A", "192.0.2.98", 30},
+        {"api4.example.test.", "AAAA", "2001:db8:1::1", 30},
     };
     RUN(all_down);
 
@@ -360,7 +394,9 @@ static void test_failover(void **state)
     static const pcase_t third_up[] = {
         {"api.example.test.", "AAAA", "2001:db8:3::1", 5},
         {"api3.example.test.", "AAAA", "2001:db8:3::1", 30},
-        {"api3.example.test.", "A", "", -1}, /* third is up and has no IPv4 */
+        /* third is up but has no IPv4: backup, the first that has (DOWN) */
+        {"api3.example.test.", "A", "10.2.0.1, 10.2.0.2", 30},
+        {"api.example.test.", "A", "192.0.2.99", 5}, /* f1 has a fallback */
     };
     RUN(third_up);
 

@@ -172,6 +172,8 @@ static const char *config_text(void)
       "    tie: {mode: literal, clusters: [tj-a, tj-b]}\n"
       "    rr: {mode: literal, clusters: [he-a, he-b]}\n"
       "    damp: {mode: damped, clusters: " MAIN8 ", fallback: [192.0.2.251, \"2001:db8::251\"]}\n"
+      "    fb4: {mode: literal, clusters: [bj-tel, bj-uni, jl-tel], fallback: 192.0.2.252}\n"
+      "    damp4: {mode: damped, clusters: " MAIN8 ", fallback: 192.0.2.253}\n"
       "zones:\n"
       "  - origin: example.test\n"
       "    soa: \"ns1 hostmaster 1 3600 600 604800 60\"\n"
@@ -186,6 +188,8 @@ static const char *config_text(void)
       "      tie: {steer: tie}\n"
       "      rr: {steer: rr}\n"
       "      dmp: {steer: damp}\n"
+      "      fb4: {steer: fb4}\n"
+      "      dmp4: {steer: damp4}\n"
       "  - origin: uni.example.test\n"
       "    carrier: unicom\n"
       "    soa: \"ns1.example.test. hostmaster.example.test. 1 3600 600 604800 60\"\n"
@@ -340,6 +344,10 @@ static const char *expect_rdata(const char *what, const char *type)
         return v6 ? "2001:db8::250" : "192.0.2.250";
     if (strcmp(what, "dfb") == 0)
         return v6 ? "2001:db8::251" : "192.0.2.251";
+    if (strcmp(what, "fb4") == 0) /* IPv4-only fallbacks */
+        return v6 ? "(no IPv6 fallback)" : "192.0.2.252";
+    if (strcmp(what, "dfb4") == 0)
+        return v6 ? "(no IPv6 fallback)" : "192.0.2.253";
     if (what[0] == '\0')
         return "";
     const cl_t *c = cl_find(what);
@@ -651,6 +659,14 @@ static const scase_t all_down[] = {
     {"fb", "AAAA", "198.18.1.0/24", NULL, "fb", 24, -1},
     {"dmp", "A", "198.18.1.0/24", NULL, "dfb", -1, -1},
     {"dmp", "AAAA", "192.0.2.0/24", NULL, "dfb", -1, -1},
+    /* an IPv4-only fallback: AAAA from the first candidate with IPv6, in
+     * both modes (never empty while a cluster has the family) */
+    {"fb4", "A", "198.18.1.0/24", NULL, "fb4", 24, -1},
+    {"fb4", "AAAA", "198.18.1.0/24", NULL, "bj-tel", 24, -1},
+    {"fb4", "AAAA", "198.18.2.0/24", NULL, "bj-tel", 24, -1},
+    {"dmp4", "A", "198.18.1.0/24", NULL, "dfb4", -1, -1},
+    {"dmp4", "AAAA", "198.18.1.0/24", NULL, "bj-tel", -1, -1},
+    {"dmp4", "AAAA", "198.18.4.0/24", NULL, "sh-tel", -1, -1},
     /* no fallback: never empty, the first candidate (of the family) */
     {"app", "A", "198.18.1.0/24", NULL, "bj-tel", 24, 7},
     {"app", "AAAA", "198.18.1.0/24", NULL, "bj-tel", 24, 7},
@@ -923,6 +939,49 @@ static void test_explain_offline(void **state)
         "5. bj-tel", "6. bj-uni", "7. jl-tel", "8. lon", "2001:db8:3::1",
     };
     expect_in_order("explain --offline (Shanghai telecom)", out, order2, sizeof(order2) / sizeof(order2[0]));
+    /* An ECS prefix longer than the server's limit (/25 cut to /24): the
+     * geo trace asks every source about the same cut address the result
+     * comes from, agrees with it, and the scope is at most the limit. */
+    bb_t cut;
+    bb_prepare(&cut,
+               "server: {listen: [127.0.0.1], port: 0}\n"
+               "regions: {beijing: {lat: 39.9, lon: 116.4}}\n"
+               "geo:\n"
+               "  carriers: {telecom: {}, unicom: {}}\n"
+               "  nets:\n"
+               "    \"198.51.100.0/25\": {region: beijing, carrier: telecom}\n"
+               "    \"198.51.100.128/25\": {region: beijing, carrier: unicom}\n"
+               "clusters:\n"
+               "  bj-telecom: {region: beijing, carrier: telecom, entry: [192.0.2.11],\n"
+               "               servers: {s: {capacity: 1Gbit, check: {kind: tcp, address: \"127.0.0.1:9\"}}}}\n"
+               "  bj-unicom: {region: beijing, carrier: unicom, entry: [192.0.2.12],\n"
+               "              servers: {s: {capacity: 1Gbit, check: {kind: tcp, address: \"127.0.0.1:9\"}}}}\n"
+               "zones:\n"
+               "  - origin: example.org\n"
+               "    soa: \"ns1 hostmaster 1 3600 600 604800 60\"\n"
+               "    ns: [ns1]\n"
+               "    records:\n"
+               "      ns1: \"A 192.0.2.53\"\n"
+               "      dl: {steer: {}}\n");
+    const char *args3[] = {"steerdns", "explain", "-c", cut.config, "--offline", "--client",
+                           "198.51.100.128/25", "dl.example.org", NULL};
+    BB_EXPECT_INT("explain /25 beyond the ECS limit: exit", bb_run(out, sizeof(out), args3), 0);
+    static const char *const order3[] = {
+        "geo: client 198.51.100.0/24 (24 bits given)",
+        "geo: nets: override \"198.51.100.0/25\"",
+        "region beijing, carrier telecom",
+        "geo: carrier telecom: set by the nets override \"198.51.100.0/25\"",
+        "geo: region beijing: set by the nets override \"198.51.100.0/25\"",
+        "geo: result: region beijing, carrier telecom, country -, AS0, location -, scope /24 "
+        "(decided by a /25, capped at the server's ECS limit /24)",
+        "steer: client subnet from ECS: region=beijing (region), carrier=telecom (address)",
+        "192.0.2.11",
+        "ECS scope  /24",
+    };
+    expect_in_order("explain 198.51.100.128/25", out, order3, sizeof(order3) / sizeof(order3[0]));
+    if (strstr(out, "no override holds") || strstr(out, "region none") || strstr(out, "scope /25"))
+        fail_msg("explain 198.51.100.128/25: the geo trace contradicts its result:\n%s", out);
+    bb_stop(&cut);
     /* The line hierarchy's tier names. */
     static const struct {
         const char *client, *tier;
@@ -1006,6 +1065,12 @@ static void test_explain_live(void **state)
                         "fb.example.test", NULL};
     BB_EXPECT_INT("explain (all DOWN): exit", bb_run(out, sizeof(out), a4), 0);
     bb_expect_contains("explain (all DOWN, fallback)", out, "steer: rule 4: every cluster is DOWN: fallback addresses");
+    const char *a4c[] = {"steerdns", "explain", "-c", srv.config, "--client", "198.18.1.0/24",
+                         "fb4.example.test", "AAAA", NULL};
+    BB_EXPECT_INT("explain (all DOWN, IPv4 fallback): exit", bb_run(out, sizeof(out), a4c), 0);
+    bb_expect_contains("explain (all DOWN, IPv4-only fallback, AAAA)", out,
+                       "steer: rule 4: every cluster is DOWN and the fallback has no IPv6 address: "
+                       "first candidate with one, bj-tel");
     const char *a4b[] = {"steerdns", "explain", "-c", srv.config, "--client", "198.18.1.0/24",
                          "app.example.test", NULL};
     bb_run(out, sizeof(out), a4b);

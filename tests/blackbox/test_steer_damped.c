@@ -32,6 +32,7 @@
 #define NSUB        64          /* client subnets 198.18.0.0/24 .. 198.18.63.0/24 */
 #define HOME_IP     "192.0.2.1" /* home: 100 Mbit/s */
 #define AWAY_IP     "192.0.2.2" /* the neighbour: 1 Gbit/s, never near its target */
+#define AWAY_IP6    "2001:db8::2" /* the only IPv6 entry: the home has none */
 #define HOME_BPS    100e6
 #define DEADLINE_MS 15000
 
@@ -185,19 +186,21 @@ static void loop_start(loop_t *l)
         "clusters:\n"
         "  home: {region: r1, carrier: c1, entry: [" HOME_IP "],\n"
         "         servers: {h1: {capacity: 100Mbit, check: {kind: prometheus, url: \"%s\"}}}}\n"
-        "  away: {region: r2, carrier: c1, entry: [" AWAY_IP "],\n"
+        "  away: {region: r2, carrier: c1, entry: [" AWAY_IP ", \"" AWAY_IP6 "\"],\n"
         "         servers: {a1: {capacity: 1Gbit, check: {kind: prometheus, url: \"%s\"}}}}\n"
         "resolvers:\n"
         "  steer:\n"
         "    dl: {mode: damped, ttl: 1s, busy_ttl: 1s, target: 80%%, increase: 3%%,\n"
         "         return_margin: 10%%, default: away}\n"
+        "    dl2: {mode: damped, ttl: 30s, busy_ttl: 1s, target: 80%%}\n"
         "zones:\n"
         "  - origin: app.test\n"
         "    soa: \"ns1 hostmaster 1 3600 600 604800 60\"\n"
         "    ns: [ns1]\n"
         "    records:\n"
         "      ns1: \"A 192.0.2.53\"\n"
-        "      dl: {steer: dl}\n",
+        "      dl: {steer: dl}\n"
+        "      dl2: {steer: dl2}\n",
         uh, ua);
     bb_start(&l->b, cfg);
     wait_measured(l);
@@ -318,6 +321,138 @@ static void test_damped_down_home_empties_and_refills_in_steps(void **state)
     loop_stop(&l);
 }
 
+/* Every "expected=X%" of an explain of dl for subnet 0 (the controller's
+ * expected utilisation of each candidate): fails when one is not a sane
+ * utilisation (below 0 or above 1000%: an unsigned wrap of a negative
+ * value shows as about 429496%).  Returns the largest. */
+static double explain_expected(const loop_t *l, char *out, size_t size)
+{
+    const char *args[] = {"steerdns", "explain", "-c", l->b.config, "--client", "198.18.0.0/24",
+                          "dl.app.test", NULL};
+    BB_EXPECT_INT("explain: exit", bb_run(out, size, args), 0);
+    double most = -1;
+    int n = 0;
+    for (const char *p = out; (p = strstr(p, " expected=")) != NULL; p++) {
+        double v = strtod(p + 10, NULL);
+        if (!(v >= 0.0 && v <= 1000.0))
+            fail_msg("explain shows an expected utilisation of %.1f%%:\n%s", v, out);
+        if (v > most) most = v;
+        n++;
+    }
+    if (n != 2) fail_msg("explain: expected 2 candidates with expected=, got %d:\n%s", n, out);
+    return most;
+}
+
+/* Clients coming back home after the home shed them: the buckets that
+ * come back are estimated at the home's load per bucket, which can be more
+ * than what the neighbour really carries for them (a bucket holds 0, 1 or
+ * more subnets).  The neighbour's expected load must stay a utilisation
+ * (never negative, never wrapped), and every subnet comes home. */
+static void test_damped_return_home_expected_sane(void **state)
+{
+    (void)state;
+    loop_t l;
+    loop_start(&l);
+    static char out[65536];
+    for (int rep = 0; rep < 2; rep++) {
+        l.demand = 0.95;
+        bool set[NSUB];
+        int n = settle_moved(&l, set, 1000);
+        explain_expected(&l, out, sizeof(out));
+        /* Much lower demand: everything comes back, in steps; explain on
+         * the way. */
+        l.demand = 0.3;
+        long long deadline = bb_now_ms() + DEADLINE_MS;
+        int m = n;
+        while (m > 0 && bb_now_ms() < deadline) {
+            int was = m;
+            m = round_trip(&l, NULL);
+            /* At 30% nothing has a reason to move away again. */
+            if (m > was)
+                fail_msg("while coming back at 30%% demand, subnets away went up from %d to %d",
+                         was, m);
+            explain_expected(&l, out, sizeof(out));
+        }
+        if (m > 0) fail_msg("%d subnets still away %d ms after the demand fell", m, DEADLINE_MS);
+        /* Once back, a few more steps: still sane. */
+        for (int k = 0; k < 5; k++) {
+            round_trip(&l, NULL);
+            explain_expected(&l, out, sizeof(out));
+            pause_ms(50);
+        }
+    }
+    loop_stop(&l);
+}
+
+/* One answer of name/type for subnet i: its first record's data and TTL. */
+static void ask_one(const loop_t *l, const char *name, const char *type, int i, char *got,
+                    size_t size, uint32_t *ttl)
+{
+    char ecs[32];
+    snprintf(ecs, sizeof(ecs), "198.18.%d.0/24", i);
+    bb_q_t o = {.ecs = ecs};
+    ldns_pkt *p = bb_query(&l->b, name, type, &o);
+    if (p == NULL) fail_msg("%s %s subnet %s: no answer", name, type, ecs);
+    BB_EXPECT_RCODE(p, "NOERROR");
+    bb_rdata(ldns_pkt_answer(p), got, size);
+    *ttl = ldns_rr_list_rr_count(ldns_pkt_answer(p)) > 0
+               ? ldns_rr_ttl(ldns_rr_list_rr(ldns_pkt_answer(p), 0))
+               : 0;
+    ldns_pkt_free(p);
+}
+
+/* The home has no IPv6 entry: an AAAA query is answered by the neighbour
+ * (literal rules), but while the client's home moves clients away the
+ * client may move or come back, so its answers carry busy_ttl
+ * (docs/steering.md, TTL), for AAAA as for A. */
+static void test_damped_aaaa_ttl_while_home_sheds(void **state)
+{
+    (void)state;
+    loop_t l;
+    loop_start(&l);
+    char got[128], what[96];
+    uint32_t ttl = 0;
+    /* Idle, nothing moves: the long TTL, once the controller has stepped
+     * with both clusters measured (until then the neighbour is "not
+     * measured": busy_ttl). */
+    long long until = bb_now_ms() + DEADLINE_MS;
+    do {
+        ask_one(&l, "dl2.app.test.", "AAAA", 0, got, sizeof(got), &ttl);
+        BB_EXPECT_STR("dl2 AAAA while idle", got, AWAY_IP6);
+        if (ttl != 30) pause_ms(20);
+    } while (ttl != 30 && bb_now_ms() < until);
+    if (ttl != 30) {
+        static char out[65536];
+        const char *args[] = {"steerdns", "explain", "-c", l.b.config, "--client",
+                              "198.18.0.0/24", "dl2.app.test", "AAAA", NULL};
+        bb_run(out, sizeof(out), args);
+        fprintf(stderr, "%s", out);
+        fail_msg("dl2 AAAA TTL while idle: expected 30, got %u (explain above)", ttl);
+    }
+    /* The home at 150% whatever the answers (this test plays no loop), so
+     * that its controller keeps moving clients away; wait until dl2 has
+     * moved a subnet. */
+    httpfix_set_rate(l.fx, "/home", 1.5 * HOME_BPS / 8);
+    long long deadline = bb_now_ms() + DEADLINE_MS;
+    int moved = -1;
+    while (moved < 0 && bb_now_ms() < deadline) {
+        for (int i = 0; i < NSUB && moved < 0; i++) {
+            ask_one(&l, "dl2.app.test.", "A", i, got, sizeof(got), &ttl);
+            if (strcmp(got, AWAY_IP) == 0) moved = i;
+        }
+        pause_ms(20);
+    }
+    if (moved < 0) fail_msg("dl2 moved no subnet away within %d ms at 150%% load", DEADLINE_MS);
+    for (int i = 0; i < NSUB; i++) {
+        ask_one(&l, "dl2.app.test.", "AAAA", i, got, sizeof(got), &ttl);
+        snprintf(what, sizeof(what), "dl2 AAAA subnet %d while the home sheds: answer", i);
+        BB_EXPECT_STR(what, got, AWAY_IP6);
+        snprintf(what, sizeof(what), "dl2 AAAA subnet %d while the home sheds: TTL (busy_ttl)", i);
+        BB_EXPECT_INT(what, ttl, 1);
+    }
+    loop_stop(&l);
+}
+
 /* `default:` is the home of clients nothing is known about (DNSPod's
  * default line); a known client keeps its own home.  A bad `default:` is an
  * error at its position. */
@@ -376,6 +511,8 @@ int main(void)
         cmocka_unit_test(test_damped_down_home_empties_and_refills_in_steps),
         cmocka_unit_test(test_damped_reload_keeps_moves),
         cmocka_unit_test(test_default_line),
+        cmocka_unit_test(test_damped_aaaa_ttl_while_home_sheds),
+        cmocka_unit_test(test_damped_return_home_expected_sane),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

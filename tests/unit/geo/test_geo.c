@@ -590,6 +590,20 @@ static void test_nets(void **state)
     geo_explain(f.g, &a, &t, &r);
     netaddr_parse_cidr("175.16.5.0/24", false, &a);
     geo_explain(f.g, &a, &t, &r);
+    /* A /16 client in a /24 override: the trace asks the override about
+     * the same address the table used (the bits past /16 zero) and agrees
+     * with the result; with a cap (the server's ECS limit) the scope is at
+     * most the cap, in the result line too. */
+    netaddr_parse_cidr("10.1.0.0/16", false, &a);
+    geo_result_t rc;
+    geo_classify(f.g, &a, &rc);
+    geo_explain(f.g, &a, &t, &r);
+    assert_int_equal(r.region, rc.region);
+    assert_int_equal(r.carrier, rc.carrier);
+    assert_int_equal(r.scope, 24);
+    geo_explain_capped(f.g, &a, 20, &t, &r);
+    assert_int_equal(r.region, rc.region);
+    assert_int_equal(r.scope, rc.scope); /* the result is geo_classify's */
     rewind(out);
     char buf[8192] = "";
     size_t n = fread(buf, 1, sizeof(buf) - 1, out);
@@ -606,6 +620,12 @@ static void test_nets(void **state)
         "43.8800,125.3228, scope /24\n",
         "geo: the override sets region and carrier: no database consulted\n",
         "geo: result: region beijing, carrier telecom, country -, AS0, location -, scope /17\n",
+        "geo: client 10.1.0.0/16 (16 bits given)\n",
+        "geo: nets: override \"10.1.0.0/24\" (t.yaml:17:5) holds 10.1.0.0 (the client's address, "
+        "bits past /16 zero): region uk, carrier unicom\n",
+        "geo: result: region uk, carrier unicom, country -, AS0, location -, scope /24\n",
+        "geo: result: region uk, carrier unicom, country -, AS0, location -, scope /20 (decided by "
+        "a /24, capped at the server's ECS limit /20)\n",
     };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         if (strstr(buf, want[i]) == NULL) fail_msg("explain lacks \"%s\":\n%s", want[i], buf);

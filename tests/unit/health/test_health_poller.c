@@ -330,6 +330,11 @@ static void test_down_reasons(void **state)
     assert_non_null(strstr(buf, "response larger than max_body 65536 bytes"));
     assert_non_null(strstr(buf, "HTTP status 503"));
     assert_non_null(strstr(buf, "HTML instead of metrics (Content-Type text/html)"));
+    /* A body that only looks like HTML says so, not that it was HTML by its
+     * type. */
+    if (strstr(buf, "body starts with '<' (Content-Type text/plain") == NULL)
+        fail_msg("expected the detail \"body starts with '<' (Content-Type text/plain...)\" for "
+                 "c/html2; status:\n%s", buf);
     /* Quotes inside reasons are shown as ' (the reason itself is quoted). */
     assert_non_null(strstr(buf, "no series node_network_transmit_bytes_total{device='eth0'}"));
     assert_non_null(strstr(buf, "state file says DOWN: maintenance"));
@@ -338,6 +343,70 @@ static void test_down_reasons(void **state)
     health_stop(h);
     arena_free(t.a);
     unlink(sfile);
+}
+
+/* The status of server 0 of t (its whole line). */
+static void server_line(health_t *h, const health_topo_t *t, char *out, size_t size)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    trace_t tr = TRACE_FILE(mem);
+    health_status_write(h, t, &tr);
+    fclose(mem);
+    const char *l = strstr(buf, "\nserver ");
+    l = l ? l + 1 : "";
+    size_t n = strcspn(l, "\n");
+    snprintf(out, size, "%.*s", (int)n, l);
+    free(buf);
+}
+
+/* No usable sample for stale_after makes a server DOWN before `fall`
+ * failures do: its reason is then `stale data`, with the last failure in
+ * the detail, and it stays so while the polls keep failing. */
+static void test_stale_reason(void **state)
+{
+    (void)state;
+    httpfix_set_body(fix, "/stale", "{\"tx_bps\": 1e6}");
+    httpfix_set_status(fix, "/stale", 200);
+    topo_t t = build("regions: {r: {lat: 0, lon: 0}}\n"
+                     "clusters:\n"
+                     "  c:\n"
+                     "    region: r\n"
+                     "    carrier: telecom\n"
+                     "    entry: 192.0.2.1\n"
+                     "    servers:\n"
+                     "      s: {capacity: 100Mbit, check: {kind: json, url: \"%s\"}}\n"
+                     "health: {interval: 200ms, fall: 50, rise: 1}\n",
+                     url("/stale"));
+    health_t *h = start_poller(t.t);
+    WAIT_UNTIL(h, t.t, SSTATE(t.t, 0) == HEALTH_IDLE, 3000, "IDLE");
+    httpfix_set_status(fix, "/stale", 404);
+    /* 50 failures take 10 s; stale_after (3 x 200 ms) comes first. */
+    WAIT_UNTIL(h, t.t, SSTATE(t.t, 0) == HEALTH_DOWN, 5000, "DOWN through staleness");
+    char line[1024];
+    server_line(h, t.t, line, sizeof(line));
+    if (SREASON(t.t, 0) != HEALTH_R_STALE || strstr(line, "reason=\"stale data\"") == NULL ||
+        strstr(line, "no usable sample for more than 600ms; last: HTTP status 404") == NULL)
+        fail_msg("expected reason 'stale data' and detail 'no usable sample for more than 600ms; "
+                 "last: HTTP status 404 ...', got reason '%s':\n%s",
+                 health_reason_str(SREASON(t.t, 0)), line);
+    /* More failures (fewer than `fall`) do not replace the reason. */
+    uint64_t hits = httpfix_hits(fix, "/stale");
+    WAIT_UNTIL(h, t.t, httpfix_hits(fix, "/stale") >= hits + 3, 5000, "three more polls");
+    /* The third poll's answer may still be on its way: wait for the
+     * fourth request, by then the third has been counted. */
+    WAIT_UNTIL(h, t.t, httpfix_hits(fix, "/stale") >= hits + 4, 5000, "four more polls");
+    server_line(h, t.t, line, sizeof(line));
+    if (SSTATE(t.t, 0) != HEALTH_DOWN || SREASON(t.t, 0) != HEALTH_R_STALE ||
+        strstr(line, "last: HTTP status 404") == NULL)
+        fail_msg("after more failed polls: expected DOWN, 'stale data', got %s '%s':\n%s",
+                 health_state_str(SSTATE(t.t, 0)), health_reason_str(SREASON(t.t, 0)), line);
+    /* A usable sample ends it. */
+    httpfix_set_status(fix, "/stale", 200);
+    WAIT_UNTIL(h, t.t, SSTATE(t.t, 0) == HEALTH_IDLE, 3000, "IDLE again");
+    health_stop(h);
+    arena_free(t.a);
 }
 
 static void test_counter_reset(void **state)
@@ -738,6 +807,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hysteresis),    cmocka_unit_test(test_down_reasons),
         cmocka_unit_test(test_counter_reset), cmocka_unit_test(test_cluster_state),
+        cmocka_unit_test(test_stale_reason),
         cmocka_unit_test(test_admin_file),    cmocka_unit_test(test_tcp_and_file_checks),
         cmocka_unit_test(test_recovery_rise), cmocka_unit_test(test_apply_carries_state),
         cmocka_unit_test(test_lifecycle),     cmocka_unit_test(test_many_servers),
