@@ -1026,6 +1026,11 @@ static void steer_explain(const void *inst, const plugin_query_t *q, plugin_resu
         } else {
             trace_printf(t, "steer: TTL %us", r->ttl);
         }
+    } else {
+        /* The fallback: every cluster is DOWN, and the answer changes as
+         * soon as one recovers. */
+        r->ttl = s->busy_ttl;
+        trace_printf(t, "steer: TTL %us (short: the fallback, every cluster is DOWN)", r->ttl);
     }
     r->scope = s->geo ? g.scope : 0;
     if (hashed && q->ecs) {

@@ -654,15 +654,16 @@ static const scase_t all_busy_two_down[] = {
     {"app", "AAAA", "198.18.1.0/24", NULL, "lon", 24, 7},
 };
 static const scase_t all_down[] = {
-    /* a fallback is configured: answered for both families */
-    {"fb", "A", "198.18.1.0/24", NULL, "fb", 24, -1},
-    {"fb", "AAAA", "198.18.1.0/24", NULL, "fb", 24, -1},
+    /* a fallback is configured: answered for both families, with busy_ttl
+     * (the answer changes as soon as a cluster recovers) */
+    {"fb", "A", "198.18.1.0/24", NULL, "fb", 24, 5},
+    {"fb", "AAAA", "198.18.1.0/24", NULL, "fb", 24, 5},
     {"dmp", "A", "198.18.1.0/24", NULL, "dfb", -1, -1},
     {"dmp", "AAAA", "192.0.2.0/24", NULL, "dfb", -1, -1},
     /* an IPv4-only fallback: AAAA from the first candidate with IPv6, in
      * both modes (never empty while a cluster has the family) */
-    {"fb4", "A", "198.18.1.0/24", NULL, "fb4", 24, -1},
-    {"fb4", "AAAA", "198.18.1.0/24", NULL, "bj-tel", 24, -1},
+    {"fb4", "A", "198.18.1.0/24", NULL, "fb4", 24, 5},
+    {"fb4", "AAAA", "198.18.1.0/24", NULL, "bj-tel", 24, 5},
     {"fb4", "AAAA", "198.18.2.0/24", NULL, "bj-tel", 24, -1},
     {"dmp4", "A", "198.18.1.0/24", NULL, "dfb4", -1, -1},
     {"dmp4", "AAAA", "198.18.1.0/24", NULL, "bj-tel", -1, -1},
@@ -677,7 +678,7 @@ static const scase_t all_down[] = {
     {"v4only", "AAAA", "198.18.1.0/24", NULL, "", -1, -1},
 };
 static const scase_t fb_clusters_down[] = {
-    {"fb", "A", "198.18.1.0/24", NULL, "fb", 24, -1},
+    {"fb", "A", "198.18.1.0/24", NULL, "fb", 24, 5},
     {"app", "A", "198.18.1.0/24", NULL, "sh-tel", 24, 60},
 };
 
