@@ -973,8 +973,8 @@ static void test_explain_offline(void **state)
         "region beijing, carrier telecom",
         "geo: carrier telecom: set by the nets override \"198.51.100.0/25\"",
         "geo: region beijing: set by the nets override \"198.51.100.0/25\"",
-        "geo: result: region beijing, carrier telecom, country -, AS0, location -, scope /24 "
-        "(decided by a /25, capped at the server's ECS limit /24)",
+        ("geo: result: region beijing, carrier telecom, country -, AS0, location -, scope /24 "
+         "(decided by a /25, capped at the server's ECS limit /24)"),
         "steer: client subnet from ECS: region=beijing (region), carrier=telecom (address)",
         "192.0.2.11",
         "ECS scope  /24",
