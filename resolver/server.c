@@ -413,6 +413,20 @@ static void sockaddr_to_netaddr(const struct sockaddr_storage *ss, netaddr_t *a)
 /* Copy the destination address of a received datagram into the control
  * data of its reply, so a wildcard socket answers from the address that was
  * asked.  Returns the control length. */
+/* The answer RRL slips: NOERROR with TC=1, the question and, when the
+ * query had EDNS, our OPT record (RFC 6891 section 6.1.1); nothing to
+ * amplify, and a real client retries over TCP.  Built over the answer
+ * already in out, whose header and question it keeps. */
+static size_t slip_answer(const answer_env_t *env, const wire_query_t *q, uint8_t *out)
+{
+    bool has_q = q->has_question;
+    wire_write_header(out, q, false, true, 0, has_q ? 1 : 0, 0, 0, q->edns ? 1 : 0);
+    size_t len = has_q ? q->question_end : WIRE_HEADER_LEN;
+    if (q->edns)
+        len += wire_write_opt(out + len, q, env->max_udp_payload, 0, env->ecs, 0);
+    return len;
+}
+
 static size_t reply_pktinfo(const struct msghdr *rm, uint8_t *ctl)
 {
     for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)rm); c;
@@ -503,11 +517,9 @@ static void udp_readable(uv_poll_t *h, int status, int events)
                     /* An empty truncated answer: a real client retries
                      * over TCP, a victim gets nothing to amplify. */
                     cnt_add(w, CIDX(rrl_slipped), 1);
-                    len = w->txn.q.has_question ? w->txn.q.question_end : WIRE_HEADER_LEN;
-                    uint8_t *hdr = w->sbuf[out];
-                    hdr[2] |= 0x02; /* TC */
-                    memset(hdr + 6, 0, 6);
+                    len = slip_answer(&s->env, &w->txn.q, w->sbuf[out]);
                     w->txn.tc = true;
+                    w->txn.rcode = 0;
                 }
             }
             cnt_add(w, CIDX(rcodes) + (w->txn.rcode < 24 ? w->txn.rcode : 23), 1);

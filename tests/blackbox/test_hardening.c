@@ -48,10 +48,12 @@
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
-/* Send n queries for name from source as fast as possible on one socket;
- * count answers with records, empty TC answers, and silence. */
+/* Send n queries (with EDNS) for name from source as fast as possible on
+ * one socket; count answers with records, empty TC answers, and silence,
+ * and the TC answers that are not NOERROR with the question and our OPT
+ * record alone (RFC 6891 section 6.1.1). */
 typedef struct flood {
-    int full, slipped, other;
+    int full, slipped, other, bad_slip;
 } flood_t;
 
 static flood_t flood(const bb_t *b, const char *source, const char *name, int n)
@@ -82,9 +84,18 @@ static flood_t flood(const bb_t *b, const char *source, const char *name, int n)
         int an = (a[6] << 8) | a[7];
         if (an > 0)
             f.full++;
-        else if (a[2] & 0x02)
+        else if (a[2] & 0x02) {
             f.slipped++;
-        else
+            int qd = (a[4] << 8) | a[5], ns = (a[8] << 8) | a[9], ar = (a[10] << 8) | a[11];
+            /* the question ends 4 bytes after its name; OPT is a root name, then type 41 */
+            size_t qend = 12;
+            while (qend < (size_t)r && a[qend] != 0)
+                qend += (size_t)a[qend] + 1;
+            qend += 5;
+            bool opt = qend + 3 <= (size_t)r && a[qend] == 0 && a[qend + 1] == 0 && a[qend + 2] == 41;
+            if ((a[3] & 0x0f) != 0 || qd != 1 || ns != 0 || ar != 1 || !opt)
+                f.bad_slip++;
+        } else
             f.other++;
     }
     close(fd);
@@ -106,6 +117,7 @@ static void test_rrl(void **state)
     if (f.slipped < limited / 2 - 2 || f.slipped > limited / 2 + 2)
         fail_msg("flood: expected about %d truncated (slip 2), got %d", limited / 2, f.slipped);
     BB_EXPECT_INT("other answers", f.other, 0);
+    BB_EXPECT_INT("slipped answers without NOERROR, the question and OPT", f.bad_slip, 0);
     /* Another /24 is not affected. */
     flood_t g = flood(&b, "127.0.9.1", "www.example.test.", 3);
     BB_EXPECT_INT("another prefix: full answers", g.full, 3);
@@ -124,6 +136,12 @@ static void test_rrl(void **state)
     snprintf(want, sizeof(want), "slipped=%d", f.slipped);
     if (strstr(out, "rrl rate=5/s") == NULL || strstr(out, want) == NULL)
         fail_msg("status: expected rrl counters with %s in\n%s", want, out);
+    /* A slipped NXDOMAIN is a plain truncated NOERROR too (no rcode
+     * without its SOA). */
+    flood_t nx = flood(&b, "127.0.7.1", "nothing-here.example.test.", 40);
+    if (nx.slipped == 0)
+        fail_msg("NXDOMAIN flood: expected some truncated answers");
+    BB_EXPECT_INT("slipped NXDOMAIN answers without NOERROR, the question and OPT", nx.bad_slip, 0);
     bb_stop(&b);
 }
 
