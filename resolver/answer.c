@@ -751,6 +751,7 @@ static size_t respond_plugin(const answer_env_t *env, const uint8_t *pkt, answer
     pq.zone = m->zone;
     pq.node = m->node;
     pq.rng = &t->rng;
+    pq.turn = &t->turn;
     pq.now_ms = 0;
     /* A cap of 0 uses no bit of the ECS address: classify like a query
      * with SOURCE PREFIX-LENGTH 0, by the resolver's address, scope 0

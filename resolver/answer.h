@@ -127,6 +127,7 @@ typedef struct answer_txn {
     bool plugin;              /* a plugin chose the answer */
     plugin_result_t pr;       /* what it chose */
     uint64_t rng;             /* the worker's random state for plugins; never 0 */
+    uint64_t turn;            /* the worker's round-robin counter for plugins */
     const trace_t *trace;     /* explain: the plugin's decision is traced here */
     /* For response rate limiting: the kind of response and the name it
      * counts against (lower-cased wire bytes, or NULL). */

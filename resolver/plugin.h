@@ -82,6 +82,7 @@ typedef struct plugin_query {
     uint16_t zone_carrier;    /* the carrier the zone declares (`carrier:`), or GEO_NONE */
     const zones_node_t *node; /* the name */
     uint64_t *rng;     /* the worker's random state (xorshift64*), never 0 */
+    uint64_t *turn;    /* the worker's round-robin counter: take a turn with (*turn)++ */
     uint64_t now_ms;   /* health_clock_ms() of the batch */
 } plugin_query_t;
 

@@ -479,6 +479,10 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     s->threshold = hs->threshold;
     s->hyst = hs->threshold > hs->return_threshold ? hs->threshold - hs->return_threshold : 0;
     s->target = c.target;
+    /* Unwritten, the target stays 10 points under a threshold lower than
+     * 90% (never under 5%). */
+    if (nodes[K_TARGET] == NULL && s->target > s->threshold - 0.10)
+        s->target = s->threshold - 0.10 > 0.05 ? s->threshold - 0.10 : 0.05;
     s->near = c.near;
     s->penalty_km = c.penalty_km;
     s->increase = c.increase;
@@ -486,7 +490,7 @@ static int steer_create(const plugin_env_t *env, const yconf_node_t *cfg, const 
     s->spread = c.spread;
     s->ret_margin = c.return_margin;
     s->path = arena_strdup(a, path);
-    if (s->target > s->threshold) {
+    if (s->mode == STEER_DAMPED && s->target > s->threshold) {
         yconf_error(d, nodes[K_TARGET] ? nodes[K_TARGET] : cfg,
                     "%s.target: %.0f%% is above the health threshold %.0f%%: clusters would be "
                     "BUSY before the controller acts",
@@ -737,10 +741,24 @@ static void decide_literal(const steer_t *s, const cand_list_t *l, const health_
             best_w = w;
             ties = 1;
         } else if (u == best_u && w == best_w) {
-            /* Round robin among equals: reservoir choice keeps each tie
-             * equally likely. */
             ties++;
-            if (plugin_rand(q->rng) % ties == 0) best = i;
+        }
+    }
+    if (ties > 1) {
+        /* Round robin among equals: this worker's next turn picks the
+         * n-th of them in candidate order. */
+        uint32_t n = (uint32_t)((*q->turn)++ % ties);
+        for (uint32_t k = 0; k < l->nhome; k++) {
+            uint32_t i = l->idx[k], id = s->cl[i];
+            if (!has_family(s, i, q->qtype) ||
+                !health_state_usable(health_cluster_state(tab, id)) ||
+                health_cluster_util(tab, id) != best_u ||
+                health_topo_cluster(s->topo, id)->weight != best_w)
+                continue;
+            if (n-- == 0) {
+                best = i;
+                break;
+            }
         }
     }
     if (best >= 0) {

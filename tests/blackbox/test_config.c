@@ -2,7 +2,7 @@
  * test_config.c - black-box tests of how `steerdns check` reads files:
  * names in messages as the operator wrote them, include patterns whose
  * folder does not exist, the size limit applied to the main file too, and
- * a resolver beside other records at one name.
+ * a resolver beside other records at one name, steer's default target.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -138,6 +138,44 @@ static void test_resolver_beside_records(void **state)
     bb_stop(&b);
 }
 
+/* steer's `target`: unwritten, it stays under a lower health threshold;
+ * literal instances never trip over it; written above the threshold in
+ * damped mode, it is an error at its position. */
+static void test_steer_target_default(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_prepare(&b, HEAD "health: {threshold: 60%}\n"
+                        "geo: {carriers: {tel: {asns: [1]}}}\n"
+                        "regions: {r: {lat: 1, lon: 1}}\n"
+                        "clusters:\n"
+                        "  c1: {region: r, carrier: tel, entry: [192.0.2.1], servers: {s: {capacity: 1Gbit, check: {kind: file, path: st}}}}\n"
+                        "resolvers:\n"
+                        "  steer:\n"
+                        "    lit: {mode: literal}\n"
+                        "    dmp: {mode: damped}\n"
+                        "zones:\n"
+                        "  - {origin: a.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\", x: {steer: lit}, y: {steer: dmp}}}\n");
+    char out[4096];
+    const char *args[] = {"steerdns", "check", "-c", b.config, NULL};
+    BB_EXPECT_INT("unwritten target under a 60% threshold: exit", bb_run(out, sizeof(out), args), 0);
+    bb_stop(&b);
+    bb_prepare(&b, HEAD "health: {threshold: 60%}\n"
+                        "geo: {carriers: {tel: {asns: [1]}}}\n"
+                        "regions: {r: {lat: 1, lon: 1}}\n"
+                        "clusters:\n"
+                        "  c1: {region: r, carrier: tel, entry: [192.0.2.1], servers: {s: {capacity: 1Gbit, check: {kind: file, path: st}}}}\n"
+                        "resolvers:\n"
+                        "  steer:\n"
+                        "    bad: {mode: damped, target: 80%}\n"
+                        "zones:\n"
+                        "  - {origin: a.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\", z: {steer: bad}}}\n");
+    BB_EXPECT_INT("target above the threshold: exit", bb_run(out, sizeof(out), args), 1);
+    bb_expect_contains("target above the threshold", out,
+                       "steerdns.yaml:12:33: error: resolvers.steer.bad.target: 80% is above the health threshold 60%");
+    bb_stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_include_missing_folder),
         cmocka_unit_test(test_main_file_limit),
         cmocka_unit_test(test_resolver_beside_records),
+        cmocka_unit_test(test_steer_target_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

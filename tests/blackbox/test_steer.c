@@ -762,6 +762,26 @@ static void test_ties(void **state)
     if (a < 50 || b < 50)
         fail_msg("round robin over 200 queries: expected both he-a and he-b at least 50 times, got %d and %d",
                  a, b);
+    /* One worker takes turns: on one TCP connection the answers alternate. */
+    int fd = bb_tcp_connect(&srv);
+    char prev[64] = "";
+    for (int i = 0; i < 12; i++) {
+        uint8_t qb[512], ab[4096];
+        bb_q_t o = {.ecs = "198.18.11.0/24"};
+        size_t l = bb_build("rr.example.test.", "A", &o, qb, sizeof(qb));
+        assert_true(bb_tcp_send(fd, qb, l));
+        int n = bb_tcp_recv(fd, ab, sizeof(ab), 2000);
+        assert_true(n > 12);
+        ldns_pkt *p = NULL;
+        assert_int_equal(ldns_wire2pkt(&p, ab, (size_t)n), LDNS_STATUS_OK);
+        char got[64];
+        bb_rdata(ldns_pkt_answer(p), got, sizeof(got));
+        ldns_pkt_free(p);
+        if (i > 0 && strcmp(got, prev) == 0)
+            fail_msg("round robin on one connection: answer %d repeats %s", i, got);
+        snprintf(prev, sizeof(prev), "%s", got);
+    }
+    close(fd);
     reset();
 }
 
