@@ -114,7 +114,7 @@ static int rec_cmp(const void *pa, const void *pb)
         return (int)a->type - (int)b->type;
     if (a->rdlen != b->rdlen)
         return (int)a->rdlen - (int)b->rdlen;
-    c = memcmp(a->rdata, b->rdata, a->rdlen);
+    c = memcmp(a->crdata, b->crdata, a->rdlen);
     if (c)
         return c;
     /* Keep file order among equal records (for the first position). */
@@ -172,7 +172,7 @@ static bool build_zone(zones__zb_t *zb, arena_t *a, arena_t *scratch, diag_list_
         if (w > 0) {
             zones__rec_t *p = &zb->recs[w - 1];
             if (p->type == r->type && p->rdlen == r->rdlen && dname_equal(p->owner, r->owner) &&
-                memcmp(p->rdata, r->rdata, r->rdlen) == 0) {
+                memcmp(p->crdata, r->crdata, r->rdlen) == 0) {
                 if (r->ttl < p->ttl)
                     p->ttl = r->ttl;
                 continue;

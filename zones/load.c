@@ -184,11 +184,25 @@ static bool take_rr(loader_t *L, zones__zb_t *zb, ldns_rr *rr, const diag_pos_t 
     r.type = type;
     r.ttl = ldns_rr_ttl(rr);
     if (r.ttl > 0x7FFFFFFFu) {
-        /* RFC 2181 section 8: a TTL with the top bit set is treated as 0. */
-        r.ttl = 0;
+        ldns_buffer_free(buf);
+        diag_error(L->d, pos, "TTL %u is above 2147483647 (RFC 2181 section 8)", r.ttl);
+        return false;
     }
     r.rdlen = (uint16_t)ldns_buffer_position(buf);
     r.rdata = arena_memdup(L->scratch, ldns_buffer_begin(buf), r.rdlen);
+    /* Two records that differ only in the case of a name are one record:
+     * compare them in canonical form. */
+    r.crdata = r.rdata;
+    ldns_rr *canon = ldns_rr_clone(rr);
+    if (canon == NULL)
+        abort();
+    ldns_rr2canonical(canon);
+    ldns_buffer_clear(buf);
+    if (ldns_rr_rdata2buffer_wire(buf, canon) == LDNS_STATUS_OK &&
+        ldns_buffer_position(buf) == r.rdlen &&
+        memcmp(ldns_buffer_begin(buf), r.rdata, r.rdlen) != 0)
+        r.crdata = arena_memdup(L->scratch, ldns_buffer_begin(buf), r.rdlen);
+    ldns_rr_free(canon);
     r.pos = *pos;
     r.pos.file = arena_strdup(L->scratch, pos->file ? pos->file : "");
     ldns_buffer_free(buf);

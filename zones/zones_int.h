@@ -36,6 +36,8 @@ typedef struct zones__rec {
     uint32_t ttl;
     uint16_t rdlen;
     uint8_t *rdata;
+    uint8_t *crdata; /* rdata in canonical form (RFC 4034 section 6.2: names
+                      * lower-cased), for finding duplicates; often rdata */
     diag_pos_t pos;
 } zones__rec_t;
 

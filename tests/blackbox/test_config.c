@@ -2,7 +2,8 @@
  * test_config.c - black-box tests of how `steerdns check` reads files:
  * names in messages as the operator wrote them, include patterns whose
  * folder does not exist, the size limit applied to the main file too, and
- * a resolver beside other records at one name, steer's default target.
+ * a resolver beside other records at one name, steer's default target,
+ * duplicates that differ in case, record TTL limits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -176,6 +177,48 @@ static void test_steer_target_default(void **state)
     bb_stop(&b);
 }
 
+/* Records that differ only in the case of a name are one record (RFC 2181
+ * section 5, compared in the canonical form of RFC 4034 section 6.2); a
+ * record TTL above 2^31-1 is an error (RFC 2181 section 8). */
+static void test_duplicates_and_ttl(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, HEAD "zones:\n"
+                      "  - origin: a.test\n"
+                      "    soa: \"ns1 h 1 1 1 1 1\"\n"
+                      "    ns: [ns1, NS1]\n"
+                      "    records:\n"
+                      "      ns1: \"A 192.0.2.1\"\n"
+                      "      mx: [\"MX 10 Mail\", \"MX 10 mail\", \"MX 10 mail.A.TEST.\"]\n"
+                      "      c: [\"CNAME x\", \"CNAME X\"]\n"
+                      "      x: \"A 192.0.2.2\"\n");
+    const char *names[] = {"mx.a.test.", "a.test.", "c.a.test."};
+    const char *types[] = {"MX", "NS", "A"};
+    const int want[] = {1, 1, 2}; /* c: the CNAME and x's address */
+    for (int i = 0; i < 3; i++) {
+        ldns_pkt *p = bb_query(&b, names[i], types[i], NULL);
+        assert_non_null(p);
+        if ((int)ldns_pkt_ancount(p) != want[i])
+            fail_msg("%s %s: expected %d answer records, got %d", names[i], types[i], want[i],
+                     (int)ldns_pkt_ancount(p));
+        ldns_pkt_free(p);
+    }
+    bb_stop(&b);
+    bb_prepare(&b, HEAD "zones:\n"
+                        "  - origin: a.test\n"
+                        "    soa: \"ns1 h 1 1 1 1 1\"\n"
+                        "    ns: [ns1]\n"
+                        "    records:\n"
+                        "      ns1: \"A 192.0.2.1\"\n"
+                        "      big: \"2147483648 A 192.0.2.3\"\n");
+    char out[4096];
+    const char *args[] = {"steerdns", "check", "-c", b.config, NULL};
+    BB_EXPECT_INT("TTL 2^31: exit", bb_run(out, sizeof(out), args), 1);
+    bb_expect_contains("TTL 2^31", out, "steerdns.yaml:11:12: error: TTL 2147483648 is above 2147483647");
+    bb_stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -184,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_main_file_limit),
         cmocka_unit_test(test_resolver_beside_records),
         cmocka_unit_test(test_steer_target_default),
+        cmocka_unit_test(test_duplicates_and_ttl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
