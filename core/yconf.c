@@ -433,7 +433,8 @@ static int split_number(const char *s, double *num, const char **unit)
     return 0;
 }
 
-int yconf_str_to_duration_ms(const char *s, uint64_t *out)
+/* A duration in milliseconds, before rounding. */
+static int duration_ms_exact(const char *s, double *out)
 {
     double v;
     const char *unit;
@@ -455,8 +456,35 @@ int yconf_str_to_duration_ms(const char *s, uint64_t *out)
     double ms = v * mul;
     if (ms > 1e15)
         return -ERANGE;
-    *out = (uint64_t)llround(ms);
+    *out = ms;
     return 0;
+}
+
+int yconf_str_to_duration_ms(const char *s, uint64_t *out)
+{
+    double ms;
+    int rc = duration_ms_exact(s, &ms);
+    if (rc == 0)
+        *out = (uint64_t)llround(ms);
+    return rc;
+}
+
+/* A duration in its largest whole unit: 100ms, 1.5s, 1h, 1d. */
+static void fmt_duration(char *buf, size_t size, double ms)
+{
+    static const struct {
+        double ms;
+        const char *unit;
+    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (ms >= units[i].ms && fmod(ms, units[i].ms) == 0) {
+            snprintf(buf, size, "%.0f%s", ms / units[i].ms, units[i].unit);
+            return;
+        }
+    if (ms >= 1000)
+        snprintf(buf, size, "%gs", ms / 1000);
+    else
+        snprintf(buf, size, "%gms", ms);
 }
 
 int yconf_str_to_bandwidth(const char *s, uint64_t *out)
@@ -579,7 +607,7 @@ static void fmt_num(char *buf, size_t size, yconf_type_t t, double v)
     if (t == YCONF_T_PERCENT)
         snprintf(buf, size, "%g%%", v * 100.0);
     else if (t == YCONF_T_DURATION)
-        snprintf(buf, size, "%gms", v);
+        fmt_duration(buf, size, v);
     else if (t == YCONF_T_BANDWIDTH)
         snprintf(buf, size, "%gbit", v);
     else
@@ -640,8 +668,11 @@ bool yconf_parse_value(const yconf_node_t *n, yconf_type_t type, double min, dou
         num = v.f;
         break;
     case YCONF_T_DURATION:
-        rc = yconf_str_to_duration_ms(s, &v.u);
-        num = (double)v.u;
+        /* The range holds for the value written, before it is rounded to
+         * whole milliseconds (0.5ms is below 1ms). */
+        rc = duration_ms_exact(s, &num);
+        if (rc == 0)
+            v.u = (uint64_t)llround(num);
         break;
     case YCONF_T_BANDWIDTH:
         rc = yconf_str_to_bandwidth(s, &v.u);
