@@ -274,7 +274,8 @@ static const answer_blob_t *finish(compiler_t *c, uint8_t rcode, bool aa)
 }
 
 /* Addresses of in-zone targets of NS, MX and SRV records (RFC 1035
- * section 3.3.9, RFC 2782): optional additional data. */
+ * section 3.3.9, RFC 2782): optional additional data; glue only in
+ * referrals. */
 static void put_additional(compiler_t *c, const zones_zone_t *z, const zones_rrset_t *s,
                            const uint8_t *cut, bool referral)
 {
@@ -291,6 +292,10 @@ static void put_additional(compiler_t *c, const zones_zone_t *z, const zones_rrs
             uint8_t lt[DNAME_MAXLEN];
             dname_lower_copy(lt, target, dname_len(target));
             const zones_node_t *g = dname_is_subdomain(lt, z->apex) ? zones_find_node(z, lt) : NULL;
+            /* Outside a referral only authoritative addresses: not the
+             * glue at or below a zone cut. */
+            if (g && !referral && (g->flags & (ZONES_NODE_OCCLUDED | ZONES_NODE_DELEGATION)))
+                g = NULL;
             bool dup = false;
             for (unsigned k = 0; k < nseen; k++)
                 dup |= seen[k] == g;

@@ -615,10 +615,45 @@ static void test_garbage_survives(void **state)
     ldns_pkt_free(p);
 }
 
+/* Additional addresses of an authoritative MX answer come from the zone's
+ * own data, never from glue below a cut; a referral still carries its glue. */
+static void test_additional_not_glue(void **state)
+{
+    (void)state;
+    bb_t b;
+    bb_start(&b, "server: {listen: [127.0.0.1], port: 0, workers: 1}\n"
+                 "zones:\n"
+                 "  - origin: g.test\n"
+                 "    soa: \"ns1 h 1 3600 600 604800 60\"\n"
+                 "    ns: [ns1]\n"
+                 "    records:\n"
+                 "      ns1: \"A 192.0.2.1\"\n"
+                 "      sub: \"NS ns.sub\"\n"
+                 "      ns.sub: \"A 192.0.2.9\"\n"
+                 "      mx: \"MX 10 ns.sub\"\n"
+                 "      mx2: \"MX 10 mail\"\n"
+                 "      mail: \"A 192.0.2.10\"\n");
+    struct {
+        const char *name, *type;
+        int ar; /* additional records besides OPT */
+    } ar_cases[] = {{"mx.g.test.", "MX", 0}, {"mx2.g.test.", "MX", 1}, {"x.sub.g.test.", "A", 1}};
+    for (size_t i = 0; i < sizeof(ar_cases) / sizeof(ar_cases[0]); i++) {
+        ldns_pkt *p = bb_query(&b, ar_cases[i].name, ar_cases[i].type, NULL);
+        assert_non_null(p);
+        int ar = (int)ldns_rr_list_rr_count(ldns_pkt_additional(p));
+        if (ar != ar_cases[i].ar)
+            fail_msg("%s %s: expected %d additional records, got %d", ar_cases[i].name, ar_cases[i].type,
+                     ar_cases[i].ar, ar);
+        ldns_pkt_free(p);
+    }
+    bb_stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_udp),
+        cmocka_unit_test(test_additional_not_glue),
         cmocka_unit_test(test_table_tcp),
         cmocka_unit_test(test_table_no_edns),
         cmocka_unit_test(test_ipv6_transport),
