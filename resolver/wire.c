@@ -120,13 +120,16 @@ wire_verdict_t wire_parse_query(const uint8_t *pkt, size_t len, bool ecs, wire_q
     q->question_end = (uint16_t)p;
     q->has_question = true;
 
-    if (q->ancount != 0 || q->nscount != 0)
-        return notimp ? WIRE_NOTIMP : WIRE_FORMERR;
-
-    /* Additional section: find the OPT record, skip anything else. */
+    /* Records in the answer or authority section, or a second or
+     * misplaced OPT, make the query malformed; the records are still
+     * walked to find the OPT record, so that the FORMERR carries ours
+     * (RFC 6891 section 6.1.1). */
+    bool formerr = q->ancount != 0 || q->nscount != 0;
+    uint32_t before_ar = (uint32_t)q->ancount + q->nscount;
+    uint32_t total = before_ar + q->arcount;
     bool seen_opt = false;
     wire_verdict_t v = WIRE_OK;
-    for (uint16_t i = 0; i < q->arcount; i++) {
+    for (uint32_t i = 0; i < total; i++) {
         size_t owner = p;
         p = skip_name(pkt, len, p);
         if (p == 0 || p + 10 > len)
@@ -138,22 +141,27 @@ wire_verdict_t wire_parse_query(const uint8_t *pkt, size_t len, bool ecs, wire_q
         p += 10;
         if (rdlen > len - p)
             return notimp ? WIRE_NOTIMP : WIRE_FORMERR;
-        if (type == 41) {
+        if (type == 41 && i >= before_ar) {
             /* One OPT, owned by the root (RFC 6891 section 6.1.1). */
             if (seen_opt || pkt[owner] != 0) {
-                q->edns = false;
-                return notimp ? WIRE_NOTIMP : WIRE_FORMERR;
-            }
-            seen_opt = true;
-            v = parse_opt(pkt, p, rdlen, cls, ttl, ecs, q);
-            if (v != WIRE_OK) {
-                q->ecs = false;
-                if (notimp)
-                    return WIRE_NOTIMP;
-                return v;
+                formerr = true;
+                q->edns = true; /* answered with our OPT all the same */
+            } else {
+                seen_opt = true;
+                v = parse_opt(pkt, p, rdlen, cls, ttl, ecs, q);
+                if (v != WIRE_OK) {
+                    q->ecs = false;
+                    if (notimp)
+                        return WIRE_NOTIMP;
+                    return v;
+                }
             }
         }
         p += rdlen;
+    }
+    if (formerr) {
+        q->ecs = false;
+        return notimp ? WIRE_NOTIMP : WIRE_FORMERR;
     }
     if (p != len)
         return notimp ? WIRE_NOTIMP : WIRE_FORMERR; /* trailing bytes */

@@ -481,6 +481,20 @@ static void expect_raw_rcode(const char *what, const uint8_t *q, size_t len, int
     }
 }
 
+/* The FORMERR to a query that had an OPT record carries ours (RFC 6891
+ * section 6.1.1), also when the query is malformed around it. */
+static void expect_formerr_with_opt(const char *what, const uint8_t *q, size_t len)
+{
+    expect_raw_rcode(what, q, len, 1, -1);
+    uint8_t a[4096];
+    int n = raw(q, len, a, sizeof(a), 2000);
+    char w[200];
+    snprintf(w, sizeof(w), "%s: ARCOUNT (our OPT)", what);
+    BB_EXPECT_INT(w, (a[10] << 8) | a[11], 1);
+    if (n < 12 + 11 || a[n - 11] != 0 || a[n - 10] != 0 || a[n - 9] != 41)
+        fail_msg("%s: the last record is not an OPT", what);
+}
+
 static void test_opcodes_and_formerr(void **state)
 {
     (void)state;
@@ -546,11 +560,28 @@ static void test_opcodes_and_formerr(void **state)
     memcpy(two, q, len);
     memcpy(two + len, q + len - 11, 11);
     two[11] = 2;
-    expect_raw_rcode("two OPT records", two, len + 11, 1, -1);
+    expect_formerr_with_opt("two OPT records", two, len + 11);
+    /* An OPT not owned by the root. */
+    uint8_t own[700];
+    memcpy(own, q, len - 11);
+    own[len - 11] = 1;
+    own[len - 10] = 'x';
+    own[len - 9] = 0;
+    memcpy(own + len - 8, q + len - 10, 10);
+    expect_formerr_with_opt("OPT owned by x", own, len + 2);
     /* An answer record in a query. */
     memcpy(m, q, len);
     m[7] = 1;
     expect_raw_rcode("ANCOUNT 1", m, len, 1, -1);
+    /* An answer record before the OPT: still FORMERR, with our OPT. */
+    uint8_t an[700];
+    size_t qe = len - 11;
+    memcpy(an, q, qe);
+    const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 192, 0, 2, 1};
+    memcpy(an + qe, rr, sizeof(rr));
+    memcpy(an + qe + sizeof(rr), q + qe, 11);
+    an[7] = 1;
+    expect_formerr_with_opt("ANCOUNT 1 and an OPT", an, len + sizeof(rr));
     /* Class CH: REFUSED (nothing is served outside IN). */
     memcpy(m, q, len);
     m[12 + 18 + 3] = 3;
