@@ -71,7 +71,8 @@
 #define STEER_HASH_BITS6 56u
 #define PPM              1000000u
 
-#define CTL_F_SHORT 1u /* answers for this cluster get the short TTL */
+#define CTL_F_SHORT 1u      /* answers for this cluster get the short TTL */
+#define CTL_F_UNMEASURED 2u /* ... because it has no bandwidth measurement */
 
 typedef struct cand_list {
     uint32_t n;       /* candidates */
@@ -1033,7 +1034,10 @@ static void steer_explain(const void *inst, const plugin_query_t *q, plugin_resu
             why = "the chosen cluster is near its threshold";
         } else if (atomic_load_explicit(&s->view[r->set].flags, memory_order_relaxed) &
                    CTL_F_SHORT) {
-            why = "the controller expects the chosen cluster near its threshold";
+            why = atomic_load_explicit(&s->view[r->set].flags, memory_order_relaxed) &
+                          CTL_F_UNMEASURED
+                      ? "the chosen cluster has no bandwidth measurement"
+                      : "the controller expects the chosen cluster near its threshold";
         } else if (home >= 0 && atomic_load_explicit(&s->view[home].keep, memory_order_relaxed) <
                                     STEER_BUCKETS) {
             why = "the client's home sheds: it may move or come back";
@@ -1391,6 +1395,7 @@ static void ctl_step(steer_t *s, const health_table_t *tab, uint64_t now)
         if (!(u > 0)) u = 0;
         uint32_t flags = 0;
         if (!st->measured || u >= s->near || st->keep < STEER_BUCKETS) flags |= CTL_F_SHORT;
+        if (!st->measured) flags |= CTL_F_UNMEASURED;
         atomic_store_explicit(&v->flags, flags, memory_order_relaxed);
         atomic_store_explicit(&v->expect_ppm, (uint32_t)(u > 4000 ? 4000 * PPM : u * PPM),
                               memory_order_relaxed);
