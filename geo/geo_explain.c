@@ -313,9 +313,10 @@ void geo_explain_capped(const geo_t *g, const netaddr_t *addr, unsigned scope_ca
                          region_name(g, out->region), which->key,
                          which->pos.file ? which->pos.file : "?", which->pos.line, which->pos.col,
                          cc, subdiv[0] ? "-" : "", subdiv);
+        else if (subdiv[0])
+            trace_printf(t, "geo: region none: no match key for %s-%s or %s", cc, subdiv, cc);
         else
-            trace_printf(t, "geo: region none: no match key for %s%s%s or %s", cc,
-                         subdiv[0] ? "-" : "", subdiv, cc);
+            trace_printf(t, "geo: region none: no match key for %s", cc);
     } else {
         trace_printf(t, "geo: region none: country unknown");
     }

@@ -88,7 +88,9 @@ int explain_query(const snap_t *s, const char *client, const char *name, const c
     txn.rng = 0x9E3779B97F4A7C15ull;
     txn.trace = t;
     size_t n = answer_respond(&s->env, q, p, &ac, &txn, out, sizeof(out));
-    if (!txn.plugin)
+    if (!txn.plugin && txn.rcode == WIRE_RCODE_REFUSED)
+        trace_printf(t, "answer: refused (a name outside every zone, a class other than IN, or a zone transfer)");
+    else if (!txn.plugin)
         trace_printf(t, "answer: from the zone's records (no resolver plugin decides this name and type)");
     ldns_pkt *pkt = NULL;
     if (n == 0 || ldns_wire2pkt(&pkt, out, n) != LDNS_STATUS_OK) {

@@ -712,7 +712,7 @@ static void trace_candidates(const steer_t *s, const cand_list_t *l, const healt
         char dist[48] = " distance=-";
         if (l->km[k] >= 0)
             snprintf(dist, sizeof(dist), " distance=%.0fkm%s", l->km[k],
-                     l->other_carrier[k] ? "+penalty" : "");
+                     l->other_carrier[k] && s->penalty_km > 0 ? "+penalty" : "");
         trace_printf(
             t, "  %2u. %-24s %s region=%s carrier=%s%s state=%s util=%.1f%%%s%s", k + 1, cl->name,
             k < l->nhome ? "home " : "other", health_topo_region(s->topo, cl->region)->name,
