@@ -1533,6 +1533,12 @@ static void run_carry(run_t *old, run_t *nr)
         s->eff_reason = o->eff_reason;
         nr->cl_seq[s->cfg->cluster] = old->cl_seq[o->cfg->cluster];
     }
+    /* A cluster kept by name keeps its state: the reload is no transition
+     * to log. */
+    for (uint32_t c = 0; c < nr->n_clusters; c++) {
+        int64_t oc = health_topo_find_cluster(old->topo, nr->topo->clusters[c].name);
+        if (oc >= 0) nr->agg[c].state = old->agg[oc].state;
+    }
 }
 
 /* Stop everything of a run; it frees itself once its timers are closed.
