@@ -139,6 +139,13 @@ static void test_resolver_beside_records(void **state)
     bb_stop(&b);
 }
 
+/* A carrier, a region and one cluster whose server's state is a file. */
+#define ONE_CLUSTER                                                                              \
+    "geo: {carriers: {tel: {asns: [1]}}}\n"                                                      \
+    "regions: {r: {lat: 1, lon: 1}}\n"                                                           \
+    "clusters:\n"                                                                                \
+    "  c1: {region: r, carrier: tel, entry: [192.0.2.1], servers: {s: {capacity: 1Gbit, check: {kind: file, path: st}}}}\n"
+
 /* steer's `target`: unwritten, it stays under a lower health threshold;
  * literal instances never trip over it; written above the threshold in
  * damped mode, it is an error at its position. */
@@ -147,10 +154,7 @@ static void test_steer_target_default(void **state)
     (void)state;
     bb_t b;
     bb_prepare(&b, HEAD "health: {threshold: 60%}\n"
-                        "geo: {carriers: {tel: {asns: [1]}}}\n"
-                        "regions: {r: {lat: 1, lon: 1}}\n"
-                        "clusters:\n"
-                        "  c1: {region: r, carrier: tel, entry: [192.0.2.1], servers: {s: {capacity: 1Gbit, check: {kind: file, path: st}}}}\n"
+                        ONE_CLUSTER
                         "resolvers:\n"
                         "  steer:\n"
                         "    lit: {mode: literal}\n"
@@ -162,10 +166,7 @@ static void test_steer_target_default(void **state)
     BB_EXPECT_INT("unwritten target under a 60% threshold: exit", bb_run(out, sizeof(out), args), 0);
     bb_stop(&b);
     bb_prepare(&b, HEAD "health: {threshold: 60%}\n"
-                        "geo: {carriers: {tel: {asns: [1]}}}\n"
-                        "regions: {r: {lat: 1, lon: 1}}\n"
-                        "clusters:\n"
-                        "  c1: {region: r, carrier: tel, entry: [192.0.2.1], servers: {s: {capacity: 1Gbit, check: {kind: file, path: st}}}}\n"
+                        ONE_CLUSTER
                         "resolvers:\n"
                         "  steer:\n"
                         "    bad: {mode: damped, target: 80%}\n"

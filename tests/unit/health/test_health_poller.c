@@ -115,6 +115,16 @@ typedef struct topo {
     health_topo_t *t;
 } topo_t;
 
+/* One region and one cluster `c` whose servers follow. */
+#define ONE_CLUSTER                                                                              \
+    "regions: {r: {lat: 0, lon: 0}}\n"                                                           \
+    "clusters:\n"                                                                                \
+    "  c:\n"                                                                                     \
+    "    region: r\n"                                                                            \
+    "    carrier: telecom\n"                                                                     \
+    "    entry: 192.0.2.1\n"                                                                     \
+    "    servers:\n"
+
 static topo_t build(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static topo_t build(const char *fmt, ...)
 {
@@ -188,13 +198,7 @@ static void test_hysteresis(void **state)
     (void)state;
     httpfix_set_body(fix, "/hy", EXPO);
     set_util("/hy", 0.50);
-    topo_t t = build("regions: {r: {lat: 0, lon: 0}}\n"
-                     "clusters:\n"
-                     "  c:\n"
-                     "    region: r\n"
-                     "    carrier: telecom\n"
-                     "    entry: 192.0.2.1\n"
-                     "    servers:\n"
+    topo_t t = build(ONE_CLUSTER
                      "      s: {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
                      "health: {interval: 200ms, threshold: 90%%, return_threshold: 70%%,\n"
                      "         busy_after: 3, idle_after: 2, fall: 3}\n",
@@ -273,13 +277,7 @@ static void test_down_reasons(void **state)
     assert_int_equal(write(fd, "DOWN maintenance\n", 17), 17);
     close(fd);
     topo_t t =
-        build("regions: {r: {lat: 0, lon: 0}}\n"
-              "clusters:\n"
-              "  c:\n"
-              "    region: r\n"
-              "    carrier: telecom\n"
-              "    entry: 192.0.2.1\n"
-              "    servers:\n"
+        build(ONE_CLUSTER
               "      timeout:  {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
               "      html:     {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
               "      html2:    {capacity: " CAP ", check: {kind: json, url: \"%s\"}}\n"
@@ -369,13 +367,7 @@ static void test_stale_reason(void **state)
     (void)state;
     httpfix_set_body(fix, "/stale", "{\"tx_bps\": 1e6}");
     httpfix_set_status(fix, "/stale", 200);
-    topo_t t = build("regions: {r: {lat: 0, lon: 0}}\n"
-                     "clusters:\n"
-                     "  c:\n"
-                     "    region: r\n"
-                     "    carrier: telecom\n"
-                     "    entry: 192.0.2.1\n"
-                     "    servers:\n"
+    topo_t t = build(ONE_CLUSTER
                      "      s: {capacity: 100Mbit, check: {kind: json, url: \"%s\"}}\n"
                      "health: {interval: 200ms, fall: 50, rise: 1}\n",
                      url("/stale"));
@@ -415,13 +407,7 @@ static void test_counter_reset(void **state)
     httpfix_set_body(fix, "/cr", EXPO);
     httpfix_set_counter(fix, "/cr", 5e12);
     set_util("/cr", 0.5);
-    topo_t t = build("regions: {r: {lat: 0, lon: 0}}\n"
-                     "clusters:\n"
-                     "  c:\n"
-                     "    region: r\n"
-                     "    carrier: telecom\n"
-                     "    entry: 192.0.2.1\n"
-                     "    servers:\n"
+    topo_t t = build(ONE_CLUSTER
                      "      s: {capacity: " CAP ", check: {kind: prometheus, url: \"%s\"}}\n"
                      "%s",
                      url("/cr"), HEALTH_FAST);
@@ -588,13 +574,7 @@ static void test_tcp_and_file_checks(void **state)
     assert_true(fd >= 0);
     close(fd);
     write_file(sfile, "UP\n");
-    topo_t t = build("regions: {r: {lat: 0, lon: 0}}\n"
-                     "clusters:\n"
-                     "  c:\n"
-                     "    region: r\n"
-                     "    carrier: telecom\n"
-                     "    entry: 192.0.2.1\n"
-                     "    servers:\n"
+    topo_t t = build(ONE_CLUSTER
                      "      t: {capacity: 1Gbit, check: {kind: tcp, address: \"127.0.0.1:%u\"}}\n"
                      "      f: {capacity: 1Gbit, check: {kind: file, path: \"%s\"}}\n"
                      "%s",
@@ -627,13 +607,7 @@ static void test_recovery_rise(void **state)
     (void)state;
     httpfix_set_body(fix, "/rise", "{\"tx_bps\": 1e7}");
     httpfix_set_status(fix, "/rise", 503);
-    topo_t t = build("regions: {r: {lat: 0, lon: 0}}\n"
-                     "clusters:\n"
-                     "  c:\n"
-                     "    region: r\n"
-                     "    carrier: telecom\n"
-                     "    entry: 192.0.2.1\n"
-                     "    servers:\n"
+    topo_t t = build(ONE_CLUSTER
                      "      s: {capacity: 100Mbit, check: {kind: json, url: \"%s\"}}\n"
                      "health: {interval: 50ms, fall: 2, rise: 3}\n",
                      url("/rise"));
