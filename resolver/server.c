@@ -204,9 +204,13 @@ fail:;
  * whether anyone else holds the port.  Our own sockets share the port with
  * SO_REUSEPORT, which lets a second steerdns (or any program of the same
  * user that sets it) bind beside a running one and silently take part of
- * its traffic; a socket without it conflicts with every holder.  TCP keeps
- * SO_REUSEADDR so that connections of a previous run still in TIME_WAIT do
- * not block a restart (Linux still refuses a port with a listener).  Port
+ * its traffic; a socket without it conflicts with every holder.  Both keep
+ * SO_REUSEADDR: over TCP so that connections of a previous run still in
+ * TIME_WAIT do not block a restart (Linux still refuses a port with a
+ * listener, so a second steerdns is found there), over UDP so that a
+ * multicast responder sharing the port (avahi's mDNS on 5353 binds the
+ * wildcard address with SO_REUSEADDR) does not block a unicast server on
+ * one address, as it did not before the probe.  Port
  * 0: the kernel picks a free port, stored in *port.  Returns 0 or
  * -errno. */
 static int probe_port(const netaddr_t *a, uint16_t *port, int type)
@@ -217,7 +221,7 @@ static int probe_port(const netaddr_t *a, uint16_t *port, int type)
         return -errno;
     int one = 1, rc = 0;
     if ((fam == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
-        (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0))
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
         rc = -errno;
     struct sockaddr_storage ss;
     socklen_t sl = to_sockaddr(a, *port, &ss);

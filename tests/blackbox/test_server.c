@@ -266,7 +266,9 @@ static void test_port_in_use(void **state)
     if (strstr(out, "steerdns ready"))
         fail_msg("the second server said ready:\n%s", out);
     char want[128];
-    snprintf(want, sizeof(want), "cannot listen on 127.0.0.1:%u (UDP): Address already in use", a.port);
+    /* (UDP sockets that share with SO_REUSEADDR are let be; the running
+     * steerdns is found by its TCP listener) */
+    snprintf(want, sizeof(want), "cannot listen on 127.0.0.1:%u (TCP): Address already in use", a.port);
     bb_expect_contains("port in use", out, want);
     /* The first one still answers every query. */
     BB_EXPECT_STR("first server after the second was refused", www(&a), "192.0.2.10");
@@ -308,6 +310,38 @@ static void test_port_in_use(void **state)
              ntohs(sa.sin_port));
     bb_expect_contains("TCP port in use", out, want);
     bb_stop(&b);
+
+    /* A UDP socket that does not share the port blocks it; one that
+     * shares it with SO_REUSEADDR on the wildcard address (avahi's mDNS
+     * on 5353) does not. */
+    for (int share = 0; share < 2; share++) {
+        int u = socket(AF_INET, SOCK_DGRAM, 0);
+        if (share)
+            setsockopt(u, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        struct sockaddr_in ua = {.sin_family = AF_INET};
+        inet_pton(AF_INET, share ? "0.0.0.0" : "127.0.0.1", &ua.sin_addr);
+        socklen_t ul = sizeof(ua);
+        assert_int_equal(bind(u, (struct sockaddr *)&ua, sizeof(ua)), 0);
+        getsockname(u, (struct sockaddr *)&ua, &ul);
+        snprintf(conf, sizeof(conf),
+                 "server: {listen: [127.0.0.1], port: %u, workers: 1}\n"
+                 "zones:\n"
+                 "  - {origin: example.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\"}}\n",
+                 ntohs(ua.sin_port));
+        bb_prepare(&b, conf);
+        const char *args3[] = {"steerdns", "serve", "-c", b.config, NULL};
+        st = run_deadline(out, sizeof(out), args3, 10000);
+        close(u);
+        if (share) {
+            BB_EXPECT_INT("beside a UDP socket that shares the port: started (killed once ready)", st, -2);
+        } else {
+            BB_EXPECT_INT("on a port with a UDP socket: exit", st, 1);
+            snprintf(want, sizeof(want), "cannot listen on 127.0.0.1:%u (UDP): Address already in use",
+                     ntohs(ua.sin_port));
+            bb_expect_contains("UDP port in use", out, want);
+        }
+        bb_stop(&b);
+    }
 }
 
 static void test_reload(void **state)
