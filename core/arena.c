@@ -147,6 +147,14 @@ char *arena_sprintf(arena_t *a, const char *fmt, ...)
     return p;
 }
 
+char *arena_path(arena_t *a, const char *base, const char *p)
+{
+    if (p[0] == '/' || base == NULL || base[0] == '\0')
+        return arena_strdup(a, p);
+    size_t n = strlen(base);
+    return arena_sprintf(a, "%s%s%s", base, base[n - 1] == '/' ? "" : "/", p);
+}
+
 size_t arena_footprint(const arena_t *a)
 {
     return a->footprint;

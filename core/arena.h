@@ -39,6 +39,11 @@ void *arena_memdup(arena_t *a, const void *p, size_t n);
 /* printf into the arena. */
 char *arena_sprintf(arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A copy of path p as seen from folder base: p itself when it is absolute
+ * or base is NULL or empty ("" stands for the current folder), else
+ * base/p.  For file names written in configuration files. */
+char *arena_path(arena_t *a, const char *base, const char *p);
+
 /* Bytes obtained from the system for this arena (for memory reports). */
 size_t arena_footprint(const arena_t *a);
 

@@ -27,11 +27,7 @@
 
 const char *geo__path(geo_t *g, const char *p)
 {
-    if (p[0] == '/' || g->base_dir == NULL || g->base_dir[0] == '\0')
-        return arena_strdup(g->arena, p);
-    size_t bl = strlen(g->base_dir);
-    bool slash = g->base_dir[bl - 1] == '/';
-    return arena_sprintf(g->arena, "%s%s%s", g->base_dir, slash ? "" : "/", p);
+    return arena_path(g->arena, g->base_dir, p);
 }
 
 /* A set of interned strings (build time). */

@@ -6,7 +6,7 @@
  * (curl_multi_socket_action with one uv_poll_t per socket and one
  * uv_timer_t per multi for curl's timeouts, the canonical multi-uv
  * integration; HEALTH_SHARDS multis, each endpoint always in the same
- * one, see shard_of); a
+ * one, see srv_endpoint); a
  * pool of curl easy handles with their body buffers; the runtime state of
  * the adopted topology (one srv_t per server: its timer, state machine,
  * counter baseline, admin override and reason text); the admin file's
@@ -129,6 +129,8 @@ struct srv {
     health__counter_t ctr;
     uv_timer_t timer;
     xfer_t *xfer;   /* HTTP in flight */
+    uint8_t shard;  /* HTTP: its endpoint's multi (srv_endpoint) */
+    bool ip_host;   /* HTTP: the URL's host is an address */
     probe_t *probe; /* TCP in flight */
     fsig_t fsig;    /* file check: last file seen */
     bool file_ok;   /* file check: last read parsed */
@@ -793,42 +795,43 @@ static void xfer_put(health_t *h, xfer_t *x)
     h->pool = x;
 }
 
-/* The shard of a URL: a hash of its scheme, host and port, so that every
- * check of one endpoint runs in the multi that holds its connections. */
-static unsigned shard_of(const char *url)
+/* What a server's URL says about its endpoint, worked out once per run
+ * with libcurl's URL parser: the shard (a hash of scheme, host and port,
+ * so that every check of one endpoint runs in the multi that holds its
+ * connections) and whether the host is an address (then libcurl's name
+ * cache need never expire). */
+static void srv_endpoint(srv_t *s)
 {
-    const char *h = strstr(url, "://");
-    const char *end = h ? h + 3 + strcspn(h + 3, "/?#") : url + strlen(url);
-    uint32_t x = 2166136261u;
-    for (const char *p = url; p < end; p++)
-        x = (x ^ (unsigned char)*p) * 16777619u;
-    return (x ^ (x >> 16)) % HEALTH_SHARDS;
-}
-
-/* True when the URL's host is an IPv4 or bracketed IPv6 literal. */
-static bool url_host_is_ip(const char *url)
-{
-    const char *h = strstr(url, "://");
-    if (h == NULL) return false;
-    h += 3;
-    const char *at = h + strcspn(h, "/?#");
-    const char *cred = memchr(h, '@', (size_t)(at - h));
-    if (cred) h = cred + 1;
-    char host[64];
-    size_t n;
-    int af = AF_INET;
-    if (*h == '[') {
-        h++;
-        n = strcspn(h, "]");
-        af = AF_INET6;
-    } else {
-        n = strcspn(h, ":/?#");
+    s->shard = 0;
+    s->ip_host = false;
+    if (s->chk->url == NULL) return;
+    CURLU *u = curl_url();
+    if (u == NULL) return;
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    if (curl_url_set(u, CURLUPART_URL, s->chk->url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        const char *part[3] = {scheme, host, port};
+        uint32_t x = 2166136261u;
+        for (int k = 0; k < 3; k++)
+            for (const char *c = part[k]; *c; c++)
+                x = (x ^ (unsigned char)*c) * 16777619u;
+        s->shard = (uint8_t)((x ^ (x >> 16)) % HEALTH_SHARDS);
+        unsigned char a[16];
+        size_t n = strlen(host);
+        if (n > 2 && host[0] == '[' && host[n - 1] == ']') {
+            char v6[64];
+            snprintf(v6, sizeof(v6), "%.*s", (int)(n - 2), host + 1);
+            s->ip_host = inet_pton(AF_INET6, v6, a) == 1;
+        } else {
+            s->ip_host = inet_pton(AF_INET, host, a) == 1;
+        }
     }
-    if (n == 0 || n >= sizeof(host)) return false;
-    memcpy(host, h, n);
-    host[n] = '\0';
-    unsigned char buf[16];
-    return inet_pton(af, host, buf) == 1;
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
 }
 
 static void http_start(srv_t *s)
@@ -853,7 +856,7 @@ static void http_start(srv_t *s)
      * walk is a third of the poller's time.  Addresses never expire, so
      * checks of address URLs (the usual case) skip it; host names keep
      * libcurl's 60 s. */
-    curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, url_host_is_ip(c->url) ? -1L : 60L);
+    curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, s->ip_host ? -1L : 60L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max);
@@ -861,7 +864,7 @@ static void http_start(srv_t *s)
                      c->kind == HEALTH_CHECK_PROMETHEUS ? h->accept_prom : h->accept_json);
     x->start_ns = uv_hrtime();
     s->xfer = x;
-    x->shard = &h->shards[shard_of(c->url)];
+    x->shard = &h->shards[s->shard];
     CURLMcode mc = curl_multi_add_handle(x->shard->multi, e);
     if (mc != CURLM_OK) {
         s->xfer = NULL;
@@ -1476,6 +1479,7 @@ static run_t *run_new(health_t *h, health_topo_t *topo)
         s->id = i;
         s->cfg = &topo->servers[i];
         s->chk = s->cfg->check;
+        srv_endpoint(s);
         health__params_from_settings(&s->params, &topo->settings, s->chk);
         health__sm_init(&s->sm, now);
         s->eff = HEALTH_UNKNOWN;

@@ -307,9 +307,7 @@ static void known_regions(const health_topo_t *t, char *buf, size_t size)
 
 static const char *resolve_path(build_t *b, const char *p)
 {
-    if (p[0] == '/' || b->base_dir == NULL || b->base_dir[0] == '\0') return p;
-    size_t n = strlen(b->base_dir);
-    return arena_sprintf(b->a, "%s%s%s", b->base_dir, b->base_dir[n - 1] == '/' ? "" : "/", p);
+    return arena_path(b->a, b->base_dir, p);
 }
 
 /* "192.0.2.1:80" or "[2001:db8::1]:80" */

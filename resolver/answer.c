@@ -458,6 +458,17 @@ typedef struct compile_ctx {
     answer_db_t *db;
 } compile_ctx_t;
 
+/* Add t to the 512-entry types list of nt entries unless it is there. */
+static unsigned add_type(uint16_t *types, unsigned nt, uint16_t t)
+{
+    for (unsigned k = 0; k < nt; k++)
+        if (types[k] == t)
+            return nt;
+    if (nt < 512)
+        types[nt++] = t;
+    return nt;
+}
+
 static void compile_node(void *arg, const zones_node_t *n)
 {
     compile_ctx_t *x = arg;
@@ -496,25 +507,11 @@ static void compile_node(void *arg, const zones_node_t *n)
             /* A name a plugin answers: A and AAAA are its, not NODATA.
              * The chain stops before it (put_chain) and the resolver asks
              * for the target itself, with its ECS. */
-            static const uint16_t dyn[2] = {ZONES_TYPE_A, ZONES_TYPE_AAAA};
-            for (unsigned i = 0; i < 2 && nt < 512; i++) {
-                bool have = false;
-                for (unsigned k = 0; k < nt; k++)
-                    have |= types[k] == dyn[i];
-                if (!have)
-                    types[nt++] = dyn[i];
-            }
+            nt = add_type(types, nt, ZONES_TYPE_A);
+            nt = add_type(types, nt, ZONES_TYPE_AAAA);
         }
-        if (end) {
-            for (uint16_t i = 0; i < end->nrrsets && nt < 512; i++) {
-                uint16_t t = end->rrsets[i].type;
-                bool have = false;
-                for (unsigned k = 0; k < nt; k++)
-                    have |= types[k] == t;
-                if (!have)
-                    types[nt++] = t;
-            }
-        }
+        for (uint16_t i = 0; end && i < end->nrrsets; i++)
+            nt = add_type(types, nt, end->rrsets[i].type);
     }
     /* Sorted for the binary search of the query path. */
     for (unsigned i = 1; i < nt; i++)

@@ -210,9 +210,8 @@ fail:;
  * listener, so a second steerdns is found there), over UDP so that a
  * multicast responder sharing the port (avahi's mDNS on 5353 binds the
  * wildcard address with SO_REUSEADDR) does not block a unicast server on
- * one address, as it did not before the probe.  Port
- * 0: the kernel picks a free port, stored in *port.  Returns 0 or
- * -errno. */
+ * one address.  Port 0: the kernel picks a free port, stored in *port.
+ * Returns 0 or -errno. */
 static int probe_port(const netaddr_t *a, uint16_t *port, int type)
 {
     int fam = a->family == 4 ? AF_INET : AF_INET6;
@@ -414,9 +413,6 @@ static void sockaddr_to_netaddr(const struct sockaddr_storage *ss, netaddr_t *a)
     }
 }
 
-/* Copy the destination address of a received datagram into the control
- * data of its reply, so a wildcard socket answers from the address that was
- * asked.  Returns the control length. */
 /* The answer RRL slips: NOERROR with TC=1, the question and, when the
  * query had EDNS, our OPT record (RFC 6891 section 6.1.1); nothing to
  * amplify, and a real client retries over TCP.  Built over the answer
@@ -431,6 +427,9 @@ static size_t slip_answer(const answer_env_t *env, const wire_query_t *q, uint8_
     return len;
 }
 
+/* Copy the destination address of a received datagram into the control
+ * data of its reply, so a wildcard socket answers from the address that was
+ * asked.  Returns the control length. */
 static size_t reply_pktinfo(const struct msghdr *rm, uint8_t *ctl)
 {
     for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)rm); c;

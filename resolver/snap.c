@@ -124,9 +124,7 @@ static const yconf_key_t tcp_table[] = {
 
 static const char *resolve_path(arena_t *a, const char *base_dir, const char *p)
 {
-    if (p == NULL || p[0] == '/' || base_dir == NULL || base_dir[0] == '\0')
-        return p;
-    return arena_sprintf(a, "%s/%s", base_dir, p);
+    return p ? arena_path(a, base_dir, p) : NULL;
 }
 
 /* The row of name in a settings table. */
@@ -145,46 +143,44 @@ static size_t table_row(const yconf_key_t *table, const char *name)
  * group goes with dropping to a user, and changing only the group of a
  * process that stays root would protect nothing.  The _r lookups: a
  * reload builds in the thread pool. */
+/* Whether the user (group false) or group (group true) name exists; the
+ * buffer grows while the lookup says ERANGE. */
+static bool account_exists(const char *name, bool group)
+{
+    size_t size = 16384;
+    char *buf = NULL;
+    bool found = false;
+    int rc;
+    do {
+        char *nb = realloc(buf, size);
+        if (nb == NULL)
+            break;
+        buf = nb;
+        if (group) {
+            struct group gr, *g = NULL;
+            rc = getgrnam_r(name, &gr, buf, size, &g);
+            found = g != NULL;
+        } else {
+            struct passwd pw, *u = NULL;
+            rc = getpwnam_r(name, &pw, buf, size, &u);
+            found = u != NULL;
+        }
+        size *= 2;
+    } while (rc == ERANGE && size <= (1u << 24));
+    free(buf);
+    return found;
+}
+
 static void check_accounts(const server_raw_t *r, const yconf_node_t *user_node,
                            const yconf_node_t *group_node, diag_list_t *d)
 {
-    long sz = sysconf(_SC_GETPW_R_SIZE_MAX);
-    long gsz = sysconf(_SC_GETGR_R_SIZE_MAX);
-    size_t size = (size_t)(sz > gsz ? sz : gsz);
-    if (size < 16384)
-        size = 16384;
-    char *buf = NULL;
-    int rc = 0;
-    if (r->user) {
-        struct passwd pw, *found = NULL;
-        do {
-            char *nb = realloc(buf, size);
-            if (nb == NULL)
-                break;
-            buf = nb;
-            rc = getpwnam_r(r->user, &pw, buf, size, &found);
-            size *= 2;
-        } while (rc == ERANGE && size <= (1u << 24));
-        if (found == NULL)
-            yconf_error(d, user_node, "server.user: no such user '%s'", r->user);
-    }
-    if (r->group && user_node == NULL) {
+    if (r->user && !account_exists(r->user, false))
+        yconf_error(d, user_node, "server.user: no such user '%s'", r->user);
+    if (r->group && user_node == NULL)
         yconf_error(d, group_node,
                     "server.group: set without server.user (the group is applied only when dropping privileges to server.user)");
-    } else if (r->group) {
-        struct group gr, *found = NULL;
-        do {
-            char *nb = realloc(buf, size);
-            if (nb == NULL)
-                break;
-            buf = nb;
-            rc = getgrnam_r(r->group, &gr, buf, size, &found);
-            size *= 2;
-        } while (rc == ERANGE && size <= (1u << 24));
-        if (found == NULL)
-            yconf_error(d, group_node, "server.group: no such group '%s'", r->group);
-    }
-    free(buf);
+    else if (r->group && !account_exists(r->group, true))
+        yconf_error(d, group_node, "server.group: no such group '%s'", r->group);
 }
 
 static void parse_server(const yconf_node_t *node, snap_t *s, diag_list_t *d, const char *base_dir)

@@ -97,13 +97,6 @@ static void zb_add_ref(zones__zb_t *zb, const zones__ref_t *r)
     zb->refs[zb->nrefs++] = *r;
 }
 
-static const char *path_join(arena_t *a, const char *base, const char *path)
-{
-    if (path[0] == '/' || base == NULL || base[0] == '\0')
-        return arena_strdup(a, path);
-    return arena_sprintf(a, "%s/%s", base, path);
-}
-
 /* A folder of the pattern that does not exist is no match (a warning, as
  * for an empty folder); one that cannot be read is an error. */
 static int glob_failed(const char *epath, int eerrno)
@@ -452,7 +445,7 @@ static void load_zone_item(loader_t *L, const yconf_node_t *item, const char *pa
                 return;
             }
         }
-        const char *pattern = path_join(L->scratch, base_dir, zi.include);
+        const char *pattern = arena_path(L->scratch, base_dir, zi.include);
         glob_t g;
         int rc = glob(pattern, 0, glob_failed, &g);
         if (rc == GLOB_NOMATCH) {
@@ -516,7 +509,7 @@ static void load_zone_item(loader_t *L, const yconf_node_t *item, const char *pa
         snprintf(zpath, sizeof(zpath), "%.*s", (int)strlen(abs) - 1, abs);
     }
     if (zi.import) {
-        const char *file = path_join(L->scratch, base_dir, zi.import);
+        const char *file = arena_path(L->scratch, base_dir, zi.import);
         if (zi.origin == NULL) {
             /* Without an origin the file must say it: take its SOA owner.
              * Peek with ldns at the first record. */

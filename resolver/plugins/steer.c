@@ -1025,6 +1025,9 @@ static void steer_explain(const void *inst, const plugin_query_t *q, plugin_resu
         double u = health_cluster_util(tab, id);
         bool idle = health_cluster_state(tab, id) == HEALTH_IDLE;
         const char *why = NULL;
+        uint32_t vflags = s->mode == STEER_DAMPED
+                              ? atomic_load_explicit(&s->view[r->set].flags, memory_order_relaxed)
+                              : 0;
         if (s->mode != STEER_DAMPED) {
             if (u >= s->near || !idle)
                 why = "the chosen cluster is near its threshold, shedding or not measured";
@@ -1032,10 +1035,8 @@ static void steer_explain(const void *inst, const plugin_query_t *q, plugin_resu
             why = "the chosen cluster is not IDLE or not measured yet";
         } else if (u >= s->near) {
             why = "the chosen cluster is near its threshold";
-        } else if (atomic_load_explicit(&s->view[r->set].flags, memory_order_relaxed) &
-                   CTL_F_SHORT) {
-            why = atomic_load_explicit(&s->view[r->set].flags, memory_order_relaxed) &
-                          CTL_F_UNMEASURED
+        } else if (vflags & CTL_F_SHORT) {
+            why = vflags & CTL_F_UNMEASURED
                       ? "the chosen cluster has no bandwidth measurement"
                       : "the controller expects the chosen cluster near its threshold";
         } else if (home >= 0 && atomic_load_explicit(&s->view[home].keep, memory_order_relaxed) <

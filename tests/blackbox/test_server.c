@@ -239,6 +239,21 @@ static int run_deadline(char *out, size_t size, const char *const *args, int ms)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Prepare b for one worker on 127.0.0.1:port and run `serve` like
+ * run_deadline (-2: it became ready and was killed). */
+static int serve_on(bb_t *b, uint16_t port, char *out, size_t size)
+{
+    char conf[512];
+    snprintf(conf, sizeof(conf),
+             "server: {listen: [127.0.0.1], port: %u, workers: 1}\n"
+             "zones:\n"
+             "  - {origin: example.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\"}}\n",
+             port);
+    bb_prepare(b, conf);
+    const char *args[] = {"steerdns", "serve", "-c", b->config, NULL};
+    return run_deadline(out, size, args, 10000);
+}
+
 /* A second server on the port of a running one must not start (with
  * SO_REUSEPORT it would silently take half of the traffic): exit 1 and
  * name the address and port. */
@@ -294,14 +309,7 @@ static void test_port_in_use(void **state)
     assert_int_equal(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0);
     assert_int_equal(listen(l, 1), 0);
     getsockname(l, (struct sockaddr *)&sa, &sl);
-    snprintf(conf, sizeof(conf),
-             "server: {listen: [127.0.0.1], port: %u, workers: 1}\n"
-             "zones:\n"
-             "  - {origin: example.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\"}}\n",
-             ntohs(sa.sin_port));
-    bb_prepare(&b, conf);
-    const char *args2[] = {"steerdns", "serve", "-c", b.config, NULL};
-    st = run_deadline(out, sizeof(out), args2, 10000);
+    st = serve_on(&b, ntohs(sa.sin_port), out, sizeof(out));
     close(l);
     if (st == -2)
         fail_msg("a server on a port with a TCP listener started instead of exiting:\n%s", out);
@@ -323,14 +331,7 @@ static void test_port_in_use(void **state)
         socklen_t ul = sizeof(ua);
         assert_int_equal(bind(u, (struct sockaddr *)&ua, sizeof(ua)), 0);
         getsockname(u, (struct sockaddr *)&ua, &ul);
-        snprintf(conf, sizeof(conf),
-                 "server: {listen: [127.0.0.1], port: %u, workers: 1}\n"
-                 "zones:\n"
-                 "  - {origin: example.test, soa: \"ns1 h 1 1 1 1 1\", ns: [ns1], records: {ns1: \"A 192.0.2.1\"}}\n",
-                 ntohs(ua.sin_port));
-        bb_prepare(&b, conf);
-        const char *args3[] = {"steerdns", "serve", "-c", b.config, NULL};
-        st = run_deadline(out, sizeof(out), args3, 10000);
+        st = serve_on(&b, ntohs(ua.sin_port), out, sizeof(out));
         close(u);
         if (share) {
             BB_EXPECT_INT("beside a UDP socket that shares the port: started (killed once ready)", st, -2);

@@ -624,6 +624,30 @@ static void test_recovery_rise(void **state)
     arena_free(t.a);
 }
 
+/* Checks reach their endpoint by address (libcurl's name cache never
+ * expires for it) and by host name (the cache expires as usual). */
+static void test_url_hosts(void **state)
+{
+    (void)state;
+    httpfix_set_body(fix, "/host", "{\"tx_bps\": 1e7}");
+    httpfix_set_status(fix, "/host", 200);
+    char byname[256];
+    const char *byaddr = url("/host");
+    const char *p = strstr(byaddr, "127.0.0.1");
+    assert_non_null(p);
+    snprintf(byname, sizeof(byname), "%.*slocalhost%s", (int)(p - byaddr), byaddr, p + 9);
+    topo_t t = build(ONE_CLUSTER
+                     "      a: {capacity: 100Mbit, check: {kind: json, url: \"%s\"}}\n"
+                     "      b: {capacity: 100Mbit, check: {kind: json, url: \"%s\"}}\n"
+                     "health: {interval: 50ms}\n",
+                     byaddr, byname);
+    health_t *h = start_poller(t.t);
+    WAIT_UNTIL(h, t.t, SSTATE(t.t, 0) == HEALTH_IDLE && SSTATE(t.t, 1) == HEALTH_IDLE, 3000,
+               "both endpoints polled");
+    health_stop(h);
+    arena_free(t.a);
+}
+
 #define APPLY_FMT                                                                                  \
     "regions: {r: {lat: 0, lon: 0}}\n"                                                             \
     "clusters:\n"                                                                                  \
@@ -783,7 +807,8 @@ int main(void)
         cmocka_unit_test(test_counter_reset), cmocka_unit_test(test_cluster_state),
         cmocka_unit_test(test_stale_reason),
         cmocka_unit_test(test_admin_file),    cmocka_unit_test(test_tcp_and_file_checks),
-        cmocka_unit_test(test_recovery_rise), cmocka_unit_test(test_apply_carries_state),
+        cmocka_unit_test(test_recovery_rise), cmocka_unit_test(test_url_hosts),
+        cmocka_unit_test(test_apply_carries_state),
         cmocka_unit_test(test_lifecycle),     cmocka_unit_test(test_many_servers),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
